@@ -1,0 +1,254 @@
+"""Desired (stack) + recorded (state) + live (refresh) -> Plan. Pure: no I/O.
+
+Given the same three inputs the planner returns the same Plan. Providers are
+consulted only for their pure half (``kinds`` and ``desired``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from reconciler.errors import PolicyError, UsageError
+from reconciler.graph import Graph
+from reconciler.plan import Action, AttrChange, Change, Plan
+from reconciler.providers.base import UNKNOWN, KindSpec, Live, Provider, RefValue
+from reconciler.stack.expressions import resolve
+from reconciler.stack.spec import ResourceSpec, Stack
+from reconciler.state.document import ResourceState, StateDoc
+
+FAILED_STATUSES = frozenset({"CREATE_FAILED", "UPDATE_FAILED", "FAILED", "ERROR"})
+GONE_STATUSES = frozenset({"DELETING", "DELETED"})
+
+
+def _matches(path: str, prefixes: Iterable[str]) -> bool:
+    """True when ``path`` is one of ``prefixes``, lies under one, or contains one."""
+    for p in prefixes:
+        if path == p or path.startswith(p + ".") or path.startswith(p + "[") or p.startswith(path + "."):
+            return True
+    return False
+
+
+def _project(live: Any, desired: Any) -> Any:
+    """The part of ``live`` that ``desired`` speaks about (server-side extras dropped)."""
+    if isinstance(desired, Mapping) and isinstance(live, Mapping):
+        return {k: _project(live.get(k), v) for k, v in desired.items()}
+    return live
+
+
+def _drop(value: Any, path: str) -> Any:
+    """A copy of ``value`` without the dotted ``path``."""
+    if not isinstance(value, Mapping):
+        return value
+    head, _, rest = path.partition(".")
+    if head not in value:
+        return value
+    out = dict(value)
+    if rest:
+        out[head] = _drop(out[head], rest)
+    else:
+        del out[head]
+    return out
+
+
+def _dotted(parts: list[Any]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _present(value: Any) -> Any:
+    return None if type(value).__name__ == "NotPresent" else value
+
+
+def diff_attributes(
+    desired: Mapping[str, Any],
+    live: Mapping[str, Any],
+    spec: KindSpec,
+    ignore: Iterable[str] = (),
+) -> tuple[AttrChange, ...]:
+    """Attribute-level differences between live and desired, on the keys desired sets."""
+    before: Any = _project(live, desired)
+    after: Any = dict(desired)
+    for path in (*spec.read_only, *ignore):
+        before = _drop(before, path)
+        after = _drop(after, path)
+    if before == after:
+        return ()
+    tree = DeepDiff(before, after, ignore_numeric_type_changes=True, view="tree")
+    changes: dict[str, AttrChange] = {}
+    for levels in tree.values():
+        for level in levels:
+            path = _dotted(level.path(output_format="list"))
+            changes[path] = AttrChange(
+                path=path,
+                before=_present(level.t1),
+                after=_present(level.t2),
+                forces_replacement=_matches(path, spec.force_new),
+            )
+    return tuple(changes[k] for k in sorted(changes))
+
+
+def _known(live: Live | None, desired: Mapping[str, Any] | None, action: Action) -> tuple[Any, dict[str, Any]]:
+    """The id and attributes a dependant may rely on once this resource is applied."""
+    if action in (Action.CREATE, Action.REPLACE) or live is None:
+        attrs = {k: v for k, v in (desired or {}).items() if v is not UNKNOWN}
+        return UNKNOWN, {**attrs, "id": UNKNOWN}
+    attrs = {**live.attributes, **{k: v for k, v in (desired or {}).items() if v is not UNKNOWN}}
+    return live.id, {**attrs, "id": live.id}
+
+
+def _provider(providers: Mapping[str, Provider], platform: str, address: str) -> Provider:
+    try:
+        return providers[platform]
+    except KeyError:
+        raise UsageError(f"{address}: no provider block for platform '{platform}'; add providers.{platform}") from None
+
+
+def _desired_change(
+    res: ResourceSpec,
+    provider: Provider,
+    stack: Stack,
+    recorded: ResourceState | None,
+    live: Live | None,
+    known_attrs: Mapping[str, Mapping[str, Any]],
+    known_ids: Mapping[str, Any],
+) -> tuple[Change, Mapping[str, Any]]:
+    spec = provider.kinds[res.kind]
+    attrs = resolve(dict(res.attrs), stack, known_attrs)
+    refs = {
+        field: RefValue(address=target, id=known_ids.get(target, UNKNOWN), attributes=known_attrs.get(target, {}))
+        for field, target in res.refs.items()
+    }
+    desired = provider.desired(res.kind, attrs, refs)
+    base = {
+        "address": res.address,
+        "platform": res.platform,
+        "kind": res.kind,
+        "after": desired,
+        "name": desired.get("name") if isinstance(desired.get("name"), str) else None,
+        "depends_on": res.depends_on,
+        "create_before_destroy": res.lifecycle.create_before_destroy,
+    }
+    if recorded is None:
+        return Change(action=Action.CREATE, **base), desired
+    where = {"id": recorded.id, "scope": dict(recorded.scope)}
+    if recorded.platform != res.platform or recorded.kind != res.kind:
+        reason = f"platform/kind changed from {recorded.platform}/{recorded.kind}"
+        return Change(action=Action.REPLACE, before=recorded.attributes, reason=reason, **where, **base), desired
+    if live is None or (live.status or "") in GONE_STATUSES:
+        reason = "deleted out of band; will be created again"
+        return Change(action=Action.CREATE, before=None, reason=reason, **where, **base), desired
+    if (live.status or "") in FAILED_STATUSES:
+        reason = f"live status is {live.status}; will be replaced"
+        return Change(action=Action.REPLACE, before=live.attributes, reason=reason, **where, **base), desired
+    diff = diff_attributes(desired, live.attributes, spec, res.lifecycle.ignore_changes)
+    if not diff:
+        return Change(action=Action.NOOP, before=live.attributes, **where, **base), desired
+    action = Action.REPLACE if (not spec.updatable or any(d.forces_replacement for d in diff)) else Action.UPDATE
+    return Change(action=action, before=live.attributes, diff=diff, **where, **base), desired
+
+
+def _delete_order(state: StateDoc, addresses: Iterable[str]) -> list[str]:
+    """Dependants before dependencies, using the recorded dependencies."""
+    chosen = list(addresses)
+    graph = Graph.build({a: state.resources[a].dependencies for a in chosen})
+    return list(reversed(graph.order()))
+
+
+def build_plan(
+    stack: Stack,
+    state: StateDoc | None,
+    live: Mapping[str, Live | None],
+    providers: Mapping[str, Provider],
+    *,
+    destroy: bool = False,
+    variables: Mapping[str, str] | None = None,
+    var_files: Iterable[str] = (),
+    created_at: str = "",
+) -> Plan:
+    """Diff the stack against recorded and live state.
+
+    ``live`` maps a recorded address to what refresh found (None: gone). An
+    address missing from ``live`` was not refreshed; its recorded attributes stand in.
+    """
+    recorded = dict(state.resources) if state else {}
+
+    def live_of(address: str) -> Live | None:
+        if address in live:
+            return live[address]
+        rs = recorded[address]
+        return Live(id=rs.id, attributes=rs.attributes, status=rs.status, name=rs.name)
+
+    changes: list[Change] = []
+    warnings: list[str] = []
+    known_attrs: dict[str, Mapping[str, Any]] = {}
+    known_ids: dict[str, Any] = {}
+    wanted = {} if destroy else dict(stack.resources)
+
+    order = Graph.build({a: r.depends_on for a, r in wanted.items()}).order()
+    for address in order:
+        res = wanted[address]
+        provider = _provider(providers, res.platform, address)
+        if res.kind not in provider.kinds:
+            raise UsageError(f"{address}: platform '{res.platform}' has no resource kind '{res.kind}'")
+        rec = recorded.get(address)
+        current = live_of(address) if rec else None
+        change, desired = _desired_change(res, provider, stack, rec, current, known_attrs, known_ids)
+        if change.action is Action.REPLACE and res.lifecycle.prevent_destroy:
+            raise PolicyError(
+                f"{address}: lifecycle.prevent_destroy is set, but the plan must replace it "
+                f"({', '.join(d.path for d in change.diff) or change.reason}); "
+                "change the stack or remove prevent_destroy"
+            )
+        known_ids[address], known_attrs[address] = _known(current, desired, change.action)
+        changes.append(change)
+
+    gone = [a for a in recorded if a not in wanted]
+    for address in _delete_order(state, gone) if state else []:
+        rec = recorded[address]
+        res_spec = stack.resources.get(address)
+        if res_spec is not None and res_spec.lifecycle.prevent_destroy:
+            raise PolicyError(
+                f"{address}: lifecycle.prevent_destroy is set; refusing to destroy it. "
+                "Remove prevent_destroy from the stack first"
+            )
+        current = live_of(address)
+        gone_already = current is None or (current.status or "") == "DELETED"
+        changes.append(
+            Change(
+                address=address,
+                platform=rec.platform,
+                kind=rec.kind,
+                action=Action.DELETE,
+                before=None if gone_already else current.attributes if current else None,
+                reason="already gone; only forgotten" if gone_already else ("destroy" if destroy else "not in the stack"),
+                id=rec.id,
+                name=rec.name,
+                scope=dict(rec.scope),
+                depends_on=tuple(rec.dependencies),
+            )
+        )
+
+    for c in changes:
+        if c.action is Action.REPLACE:
+            warnings.append(f"{c.address} will be replaced ({c.reason or 'a field that cannot change in place'})")
+        elif c.action is Action.DELETE and c.before is not None:
+            warnings.append(f"{c.address} will be deleted ({c.reason})")
+
+    return Plan(
+        stack=stack.name,
+        stack_file=stack.file,
+        digest=stack.digest,
+        lineage=state.lineage if state else None,
+        serial=state.serial if state else None,
+        changes=tuple(changes),
+        created_at=created_at,
+        variables=dict(variables or {}),
+        var_files=tuple(var_files),
+        destroy=destroy,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,110 @@
+"""Reading the platforms: batched refresh of recorded resources and recovery of open journal entries.
+
+I/O at the edge: everything here awaits providers. Refresh groups recorded
+resources by (platform, kind, scope) and reads each group with one paged list
+call, matching objects by id; kinds without a list call are read one by one.
+Recovery resolves journal intents left by a killed run by asking the platform
+(find by name) before anything else happens, so nothing is created twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from reconciler.errors import ProviderError, UsageError
+from reconciler.providers.base import Live, Provider
+from reconciler.state.document import ResourceState, StateDoc
+
+
+def _provider(providers: Mapping[str, Provider], rs: ResourceState) -> Provider:
+    try:
+        return providers[rs.platform]
+    except KeyError:
+        raise UsageError(
+            f"{rs.address} is recorded on platform '{rs.platform}', but the stack has no providers.{rs.platform} block; "
+            "add it (it is needed to read or delete the resource)"
+        ) from None
+
+
+async def _read_group(provider: Provider, kind: str, members: list[ResourceState]) -> dict[str, Live | None]:
+    scope = members[0].scope
+    if provider.kinds[kind].listable:
+        try:
+            found = {live.id: live for live in await provider.list(kind, scope)}
+        except ProviderError as exc:
+            if exc.status not in (400, 404):
+                raise
+            # the scope itself may be gone (e.g. a workspace deleted out of band): read one by one
+        else:
+            return {rs.address: found.get(rs.id) for rs in members}
+    results = await asyncio.gather(*(provider.read(kind, rs.id, rs.scope) for rs in members))
+    return {rs.address: live for rs, live in zip(members, results, strict=True)}
+
+
+async def refresh(state: StateDoc | None, providers: Mapping[str, Provider]) -> dict[str, Live | None]:
+    """Live objects of every recorded resource (None where gone), by address."""
+    if state is None:
+        return {}
+    groups: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[ResourceState]] = {}
+    for rs in state.resources.values():
+        _provider(providers, rs)
+        groups.setdefault((rs.platform, rs.kind, tuple(sorted(rs.scope.items()))), []).append(rs)
+    parts = await asyncio.gather(
+        *(_read_group(providers[platform], kind, members) for (platform, kind, _), members in groups.items())
+    )
+    live: dict[str, Live | None] = {}
+    for part in parts:
+        live.update(part)
+    return live
+
+
+@dataclass(frozen=True)
+class Recovery:
+    state: StateDoc
+    messages: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.messages)
+
+
+async def recover(state: StateDoc, providers: Mapping[str, Provider]) -> Recovery:
+    """Resolve journal intents that never got a result (the run was killed).
+
+    A create intent: the platform is asked for the object by name; if it exists
+    it is adopted into state, else the intent is dropped (the plan will create it).
+    Update and delete intents need nothing: refresh shows what happened.
+    """
+    messages: list[str] = []
+    doc = state
+    for entry in state.journal_open():
+        if entry.action == "create" and entry.name and entry.platform and entry.kind:
+            provider = providers.get(entry.platform)
+            if provider is None:
+                raise UsageError(f"{entry.address}: an interrupted create on '{entry.platform}' needs its provider block")
+            live = await provider.find(entry.kind, entry.name, entry.scope)
+            current = doc.resources.get(entry.address)
+            if live is not None and (current is None or current.id != live.id):
+                doc = doc.with_resource(
+                    ResourceState(
+                        address=entry.address,
+                        platform=entry.platform,
+                        kind=entry.kind,
+                        id=live.id,
+                        name=live.name or entry.name,
+                        scope=provider.scope_of(entry.kind, live.attributes),
+                        attributes=dict(live.attributes),
+                        status=live.status,
+                        dependencies=entry.dependencies,
+                    )
+                )
+                messages.append(f"{entry.address}: adopted {entry.name} ({live.id}), created by an interrupted run")
+            elif live is None:
+                messages.append(f"{entry.address}: interrupted create of {entry.name} did not land; it will be planned")
+        else:
+            messages.append(f"{entry.address}: interrupted {entry.action}; refresh shows its outcome")
+    if messages or state.journal:
+        doc = doc.cleared_journal()
+    return Recovery(state=doc, messages=tuple(messages))

@@ -1,0 +1,1 @@
+"""Tests of reconciler.state: the document, and the contract every backend passes."""
