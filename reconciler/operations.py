@@ -50,7 +50,7 @@ def state_path(stack: Stack) -> Path:
 
 
 def backend_for(stack: Stack) -> Backend:
-    return LocalBackend(state_path(stack))
+    return LocalBackend(state_path(stack), stack=stack.file)
 
 
 def providers_for(stack: Stack) -> dict[str, Provider]:

@@ -184,7 +184,9 @@ def update_endpoint(cloud: FabricCloud, call: Call) -> Response:
     return fabric_response(endpoint_view(call)(endpoint))
 
 
-def _check_reservation_covers_instances(cloud: FabricCloud, endpoint: JsonObject, reserved: JsonObject) -> None:
+def _check_reservation_covers_instances(
+    cloud: FabricCloud, endpoint: JsonObject, reserved: JsonObject
+) -> None:
     users = [i for i in cloud.instances.values() if i["endpoint_id"] == endpoint["id"]]
     if not users:
         return
@@ -213,12 +215,14 @@ def delete_endpoint(cloud: FabricCloud, call: Call) -> Response:
 # ---------------------------------------------------------------- models
 
 
+MODEL_ORDER = ("visibility", "id", "name", "description", "type", "create_time", "update_time")
+
+
 def model_view(model: JsonObject) -> JsonObject:
     shown = public(model)
     current = next(v for v in model["_versions"] if v["id"] == model["_current_version_id"])
     shown["current_version"] = dict(current)
-    order = ("visibility", "id", "name", "description", "type", "create_time", "update_time", "current_version")
-    return {key: shown[key] for key in order} | shown
+    return {key: shown[key] for key in (*MODEL_ORDER, "current_version")} | shown
 
 
 def _new_version(cloud: FabricCloud, fields: JsonObject) -> JsonObject:

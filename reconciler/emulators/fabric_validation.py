@@ -317,7 +317,7 @@ def instance_deploy(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def instance_update(body: dict[str, Any]) -> dict[str, Any]:
-    """Flat changes: ``name``, ``description``, ``source_id``, ``version_id``, ``spec_code``, ``min``, ``max``."""
+    """Flat changes: name, description, source_id, version_id, spec_code, min, max (those sent)."""
     fields = Fields(body)
     changes: dict[str, Any] = {
         "name": fields.text("name", NAME),

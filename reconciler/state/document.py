@@ -76,6 +76,10 @@ class JournalEntry(BaseModel, frozen=True, extra="forbid"):
     or ``failed`` with the same ``token``. An intent with no later outcome is a
     call whose result is unknown (the process died, the response was lost) and
     must be resolved by reading the platform, never by calling again blindly.
+
+    ``platform``, ``kind``, ``scope`` and ``dependencies`` are what that
+    resolution needs when the resource is not in state yet (an interrupted
+    create is found by ``name`` in ``scope`` on ``platform``, then recorded).
     """
 
     seq: int
@@ -87,6 +91,10 @@ class JournalEntry(BaseModel, frozen=True, extra="forbid"):
     id: str | None = None
     time: str
     detail: str | None = None
+    platform: str | None = None
+    kind: str | None = None
+    scope: dict[str, str] = {}
+    dependencies: tuple[str, ...] = ()
 
 
 class StateDoc(BaseModel, frozen=True, extra="forbid"):

@@ -45,8 +45,9 @@ _DIR_MODE = 0o700
 class LocalBackend:
     """State of one stack in a local file. See the module docstring for the layout.
 
-    ``stack`` names the stack in messages (``reconciler force-unlock STACK``);
-    it defaults to the file's stem. ``write_timeout`` bounds the wait for the
+    ``stack`` is what messages tell the user to pass to ``reconciler
+    force-unlock STACK``: give what that command takes (the stack file path);
+    it defaults to the state file's stem. ``write_timeout`` bounds the wait for the
     brief directory lock a write takes (another write in progress).
     """
 

@@ -176,7 +176,16 @@ def documents(draw: st.DrawFn) -> StateDoc:
     for token, phase in draw(
         st.lists(st.tuples(names, st.sampled_from(["intent", "done", "failed"])), max_size=4)
     ):
-        doc = doc.with_journal(entry(doc.next_seq, token, phase))
+        full = entry(doc.next_seq, token, phase).model_copy(
+            update={
+                "platform": draw(st.none() | st.just("zstack")),
+                "kind": draw(st.none() | names),
+                "scope": draw(st.dictionaries(names, st.text(max_size=8), max_size=2)),
+                "dependencies": tuple(draw(st.lists(addresses, max_size=2))),
+                "detail": draw(st.none() | st.text(max_size=20)),
+            }
+        )
+        doc = doc.with_journal(full)
     doc = doc.with_outputs(draw(st.dictionaries(names, json_values, max_size=3)))
     for _ in range(draw(st.integers(0, 3))):
         doc = doc.bumped()

@@ -1,0 +1,60 @@
+"""One ASGI app serving every platform emulator, and a way to run it.
+
+The platforms' paths do not collide (Fabric ``/v1/...``; later Model Studio
+``/api/v1/...`` and ZStack ``/zstack/v1/...``), so their routes share one
+router and one store. Errors are answered in one place: a handler's
+:class:`~reconciler.emulators.envelope.ApiError` becomes its platform's
+envelope; unknown paths and methods get Fabric's 404/405 envelope.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reconciler.emulators.config import EmulatorConfig
+from reconciler.emulators.envelope import ApiError, FabricError
+from reconciler.emulators.fabric import fabric_routes
+from reconciler.emulators.store import Store
+
+
+def build_app(config: EmulatorConfig) -> Starlette:
+    """The emulators' app; loads ``config.data_file`` now if it is set (``app.state.store``)."""
+    store = Store(config.data_file, clock=config.clock)
+    app = Starlette(
+        routes=[*fabric_routes(config, store)],
+        exception_handlers={
+            ApiError: _answer_api_error,
+            HTTPException: _answer_http_exception,
+            500: _answer_internal_error,
+        },
+    )
+    app.state.store = store
+    app.state.config = config
+    return app
+
+
+def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Run the emulators until interrupted."""
+    import uvicorn
+
+    uvicorn.run(build_app(config), host=host, port=port, log_level="warning")
+
+
+async def _answer_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _answer_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    response = FabricError(status, "common.01000001", f"response status exception, code: {status}").response()
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _answer_internal_error(request: Request, exc: Exception) -> Response:
+    return FabricError(500, "common.00000500", "internal error").response()

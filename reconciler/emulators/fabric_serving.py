@@ -1,0 +1,239 @@
+"""Fabric service-instance handlers (the ``fabric-ep`` host): deploy, read, update, delete, invoke.
+
+Service instances run a model version on an endpoint's reserved ``mu``
+resource. They are asynchronous like endpoints (CREATING / UPDATING /
+DELETING, settled from the clock), and the deploy page's rules hold: the
+source model and version and the endpoint exist, the endpoint is RUNNING,
+``max`` fits under the endpoint's reserved maximum, and all instances on an
+endpoint together fit under it too. ``duration`` is whole seconds since the
+instance first became RUNNING.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+
+from starlette.responses import Response, StreamingResponse
+
+from reconciler.emulators import fabric_validation as rules
+from reconciler.emulators.envelope import FabricError, fabric_response, invalid_input
+from reconciler.emulators.fabric_cloud import (
+    RUNNING,
+    USER,
+    VISIBILITY,
+    Call,
+    FabricCloud,
+    busy,
+    capacity_exceeded,
+    field_equals,
+    listing,
+    not_updatable,
+    reference_missing,
+)
+from reconciler.emulators.store import JsonObject
+
+
+def _resource(instance: JsonObject) -> JsonObject:
+    resource: JsonObject = instance["config"]["model_instance_config"]["resource"]
+    return resource
+
+
+def instance_view(cloud: FabricCloud, call: Call) -> Callable[[JsonObject], JsonObject]:
+    """Instances as shown, with ``duration`` and the invocation ``url`` on the host that asked."""
+    now = cloud.now()
+
+    def view(instance: JsonObject) -> JsonObject:
+        running_for = now - float(instance["_ready_at"]) if instance["status"] != "CREATING" else 0.0
+        path = f"/v1/workspaces/{instance['_workspace_id']}/services/instances/{instance['id']}/invocations"
+        return {
+            "visibility": instance["visibility"],
+            "source": dict(instance["source"]),
+            "id": instance["id"],
+            "name": instance["name"],
+            "description": instance["description"],
+            "endpoint_id": instance["endpoint_id"],
+            "status": instance["status"],
+            "create_time": instance["create_time"],
+            "update_time": instance["update_time"],
+            "duration": max(0, int(running_for)),
+            "create_user": dict(instance["create_user"]),
+            "type": instance["type"],
+            "update_user": dict(instance["update_user"]),
+            "url": {"name": "invocation", "address": f"{call.base_url}{path}", "type": "PUBLIC"},
+            "config": instance["config"],
+            "error_code": instance["error_code"],
+            "error_msg": instance["error_msg"],
+        }
+
+    return view
+
+
+def _check_capacity(cloud: FabricCloud, endpoint: JsonObject, wanted: int, instance_id: str | None) -> None:
+    mu = endpoint["reserved_resource"].get("mu")
+    if mu is None:
+        raise capacity_exceeded(f"endpoint {endpoint['name']} reserves no mu resource")
+    limit = int(mu["max"])
+    if wanted > limit:
+        raise capacity_exceeded(
+            f"max {wanted} is above the reserved mu maximum {limit} of endpoint {endpoint['name']}"
+        )
+    others = [
+        i for i in cloud.instances.values() if i["endpoint_id"] == endpoint["id"] and i["id"] != instance_id
+    ]
+    used = sum(int(_resource(i)["max"]) for i in others)
+    if used + wanted > limit:
+        raise capacity_exceeded(
+            f"the service instances on endpoint {endpoint['name']} would scale to {used + wanted} mu "
+            f"({used} held by {len(others)} other instance(s) + {wanted} requested), above its "
+            f"reserved mu maximum {limit}"
+        )
+
+
+def deploy_instance(cloud: FabricCloud, call: Call) -> Response:
+    workspace = cloud.workspace(call)
+    fields = rules.instance_deploy(call.body)
+    endpoint = cloud.endpoints.get(fields["endpoint_id"])
+    if endpoint is None or endpoint["_workspace_id"] != workspace["id"]:
+        raise reference_missing("endpoint", fields["endpoint_id"])
+    source = fields["source"]
+    model = cloud.models.get(source["id"])
+    if model is None or model["_workspace_id"] != workspace["id"]:
+        raise reference_missing("model", source["id"])
+    if all(version["id"] != source["version_id"] for version in model["_versions"]):
+        raise reference_missing("model version", source["version_id"])
+    if endpoint["status"] != RUNNING:
+        raise FabricError(
+            400,
+            "dataartsfabric.00010021",
+            f"endpoint is not running, status: {endpoint['status']}",
+            f"Wait until endpoint {endpoint['name']} is RUNNING, then deploy again.",
+        )
+    siblings = cloud.within(cloud.instances, workspace["id"])
+    cloud.require_unique_name(siblings, "service instance", fields["name"])
+    _check_capacity(cloud, endpoint, int(_resource(fields)["max"]), None)
+    now = cloud.timestamp()
+    instance: JsonObject = {
+        "visibility": VISIBILITY,
+        "source": source,
+        "id": cloud.store.new_id(),
+        "name": fields["name"],
+        "description": fields["description"],
+        "endpoint_id": endpoint["id"],
+        "status": "CREATING",
+        "create_time": now,
+        "update_time": now,
+        "create_user": dict(USER),
+        "type": "LLM_MODEL",
+        "update_user": dict(USER),
+        "config": fields["config"],
+        "error_code": None,
+        "error_msg": None,
+        "_workspace_id": workspace["id"],
+        "_ready_at": cloud.now() + cloud.config.provision_seconds,
+    }
+    cloud.begin(instance, "CREATING", RUNNING)
+    cloud.instances[instance["id"]] = instance
+    return fabric_response({"id": instance["id"]}, status_code=201)
+
+
+def list_instances(cloud: FabricCloud, call: Call) -> Response:
+    workspace = cloud.workspace(call)
+    filters = {
+        "id": field_equals("id"),
+        "name": field_equals("name"),
+        "endpoint_id": field_equals("endpoint_id"),
+        "type": field_equals("type"),
+        "source_id": lambda instance, wanted: bool(instance["source"]["id"] == wanted),
+        "version_id": lambda instance, wanted: bool(instance["source"]["version_id"] == wanted),
+    }
+    instances = cloud.within(cloud.instances, workspace["id"])
+    return listing(call, instances, "service_instances", filters, instance_view(cloud, call))
+
+
+def show_instance(cloud: FabricCloud, call: Call) -> Response:
+    workspace = cloud.workspace(call)
+    instance = cloud.owned(cloud.instances, workspace["id"], call.param("instance_id"))
+    return fabric_response(instance_view(cloud, call)(instance))
+
+
+def update_instance(cloud: FabricCloud, call: Call) -> Response:
+    workspace = cloud.workspace(call)
+    instance = cloud.owned(cloud.instances, workspace["id"], call.param("instance_id"))
+    changes = rules.instance_update(call.body)
+    resource = _resource(instance)
+    fixed = {
+        "source_id": ("source.id", instance["source"]["id"]),
+        "version_id": ("source.version_id", instance["source"]["version_id"]),
+        "spec_code": ("config.model_instance_config.resource.spec_code", resource["spec_code"]),
+        "min": ("config.model_instance_config.resource.min", resource["min"]),
+    }
+    for key, (field, current) in fixed.items():
+        if key in changes and changes[key] != current:
+            raise not_updatable(field)
+    if instance["status"] != RUNNING:
+        raise busy("service instance", instance["status"])
+    siblings = cloud.within(cloud.instances, workspace["id"])
+    cloud.require_unique_name(siblings, "service instance", changes.get("name"), instance["id"])
+    wanted = int(changes["max"] if "max" in changes else resource["max"])
+    if wanted < resource["min"]:
+        raise invalid_input(
+            f"config.model_instance_config.resource.max ({wanted}) must be greater than or equal to "
+            f"config.model_instance_config.resource.min ({resource['min']})."
+        )
+    _check_capacity(cloud, cloud.endpoints[instance["endpoint_id"]], wanted, instance["id"])
+    for key in ("name", "description"):
+        if key in changes:
+            instance[key] = changes[key]
+    resource["max"] = wanted
+    instance["update_time"] = cloud.timestamp()
+    instance["update_user"] = dict(USER)
+    cloud.begin(instance, "UPDATING", RUNNING)
+    return fabric_response({"id": instance["id"]})
+
+
+def delete_instance(cloud: FabricCloud, call: Call) -> Response:
+    workspace = cloud.workspace(call)
+    instance = cloud.owned(cloud.instances, workspace["id"], call.param("instance_id"))
+    if instance["status"] == "DELETING":
+        raise busy("service instance", instance["status"])
+    instance["update_time"] = cloud.timestamp()
+    cloud.begin(instance, "DELETING", None)
+    return fabric_response(None, status_code=204)
+
+
+def invoke_instance(cloud: FabricCloud, call: Call) -> Response:
+    """A deterministic streamed echo of the last user message, as ``chat.completion.chunk`` events."""
+    workspace = cloud.workspace(call)
+    instance = cloud.owned(cloud.instances, workspace["id"], call.param("instance_id"))
+    messages = rules.invocation_messages(call.body)
+    if instance["status"] != RUNNING:
+        raise FabricError(
+            400,
+            "dataartsfabric.00010023",
+            f"service instance is not running, status: {instance['status']}",
+            "Wait until the service instance is RUNNING, then invoke it again.",
+        )
+    model = cloud.models.get(instance["source"]["id"])
+    model_name = model["name"] if model is not None else instance["source"]["id"]
+    prompt = next((m["content"] for m in reversed(messages) if m["role"] == "user"), messages[-1]["content"])
+    words = f"{instance['name']} heard: {prompt}".split(" ")
+    pieces = [word + " " for word in words[:-1]] + words[-1:]
+    base = {
+        "id": f"chatcmpl-{instance['id']}",
+        "object": "chat.completion.chunk",
+        "created": int(cloud.now()),
+        "model": model_name,
+    }
+
+    def chunk(content: str, finish_reason: str | None) -> str:
+        choice = {"index": 0, "delta": {"content": content}, "finish_reason": finish_reason}
+        return "data: " + json.dumps({**base, "choices": [choice]}) + "\n\n"
+
+    events = [chunk(piece, None) for piece in pieces] + [chunk("", "stop"), "data: [DONE]\n\n"]
+    return StreamingResponse(_stream(events), media_type="text/event-stream")
+
+
+async def _stream(events: list[str]) -> AsyncIterator[str]:
+    for event in events:
+        yield event

@@ -1,0 +1,574 @@
+"""Pydantic models of the stack file: every field, its type and its own rules.
+
+Rules that involve one value (or two fields of one block, like ``max >= min``)
+live here; rules across resources (references, capacity, cycles) are the
+loader's. Every model forbids unknown keys. String fields of resources accept
+a :class:`~reconciler.stack.spec.Deferred` (a template that reads other
+resources); numbers and booleans must be known when the stack is loaded.
+
+Validators raise ``PydanticCustomError`` with the final message text, so an
+error needs no rewording; :func:`field_errors` turns a ``ValidationError``
+into locations and messages, adding did-you-mean hints for unknown keys.
+
+Names (workspace, endpoint, model, version and deployment names) are 1-64
+characters: letters of any script, digits, ``-``, ``_``, ``.`` and space, the
+rule the Fabric deploy page states for service instances, applied to all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, NoReturn, Union, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from reconciler.stack.source import Loc
+from reconciler.stack.spec import SECTIONS, Deferred, Lifecycle
+
+PLATFORMS = ("fabric", "modelstudio", "zstack")
+ENDPOINT_TYPES = ("inference", "service", "ray", "job", "ray_service", "sql", "container_job", "notebook")
+FORBIDDEN_IN_DESCRIPTION = "!<>=&'\""
+KEY_RULE = "1-64 characters a-z, 0-9, '-', '_', starting with a letter"
+_KEY = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+_NAME = re.compile(r"[\w .-]{1,64}")
+_STACK_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_ADDRESS = re.compile(rf"(?:{'|'.join(SECTIONS)})\.[a-z][a-z0-9_-]{{0,63}}")
+_ATTRIBUTE_PATH = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
+_URL = re.compile(r"https?://[^\s/?#]+\S*")
+
+
+def suggestion(word: str, options: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` when ``word`` is close to one of ``options``, else ``""``."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def allowed(word: str, options: Iterable[str]) -> str:
+    """``"; did you mean 'x'? allowed: a, b"`` (the hint only when one is close)."""
+    options = list(options)
+    hint = suggestion(word, options)
+    return f"{hint} allowed: {', '.join(options)}" if hint else f"; allowed: {', '.join(options)}"
+
+
+def describe(value: Any) -> str:
+    """The YAML word for a value's type, for messages."""
+    if isinstance(value, Deferred):
+        return "template that references resources"
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "mapping"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _fail(kind: str, message: str) -> NoReturn:
+    raise PydanticCustomError(kind, message)
+
+
+def _known(value: Any) -> None:
+    if isinstance(value, Deferred):
+        _fail("deferred", "must be known when the stack is loaded; it cannot reference other resources")
+
+
+# -- value validators: each returns a PlainValidator's function -----------------------------------
+
+
+def _text(rule: str, *, pattern: re.Pattern[str] | None = None, max_len: int = 1024, min_len: int = 1,
+          forbidden: str = "", deferred: bool = True) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, Deferred) and deferred:
+            return value
+        _known(value)
+        if not isinstance(value, str):
+            hint = " (quote it)" if isinstance(value, (int, float, bool)) else ""
+            _fail("text", f"must be a string ({rule}), not a {describe(value)}{hint}")
+        bad = next((c for c in value if c in forbidden), None)
+        too_long = not min_len <= len(value) <= max_len
+        if too_long or bad is not None or (pattern is not None and not pattern.fullmatch(value)):
+            why = f"is {len(value)} characters; " if too_long else ""
+            why = f"contains {bad!r}; " if bad is not None else why
+            _fail("text", f"{value!r} {why}must be {rule}")
+        return value
+
+    return check
+
+
+def _integer(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        _known(value)
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+            value = int(value)  # a rendered template like "{{ var.replicas }}"
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            got = repr(value) if isinstance(value, (int, str)) else f"a {describe(value)}"
+            _fail("integer", f"must be an integer from {low} to {high}, not {got}")
+        return value
+
+    return check
+
+
+def _positive_number(value: Any) -> float:
+    _known(value)
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+(\.[0-9]*)?", value.strip()):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        _fail("number", f"must be a number greater than 0, not {value!r}")
+    return float(value)
+
+
+def _boolean(value: Any) -> bool:
+    _known(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        _fail("boolean", f"must be true or false, not {value!r}")
+    return value
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        _known(value)
+        if not isinstance(value, str) or value not in options:
+            _fail("choice", f"{value!r} is not allowed{allowed(str(value), options)}")
+        return value
+
+    return check
+
+
+def _str(check: Callable[[Any], Any]) -> PlainValidator:
+    return PlainValidator(check, json_schema_input_type=str)
+
+
+def _int(low: int, high: int) -> PlainValidator:
+    return PlainValidator(_integer(low, high), json_schema_input_type=int)
+
+
+_NAME_RULE = "1-64 characters: letters, digits, '-', '_', '.', space"
+_DESCRIPTION_RULE = f"at most 1024 characters, none of {FORBIDDEN_IN_DESCRIPTION}"
+_ID_RULE = "1-36 characters: letters, digits, '-'"
+_URL_RULE = "'embedded' or an http(s) URL"
+_ADDRESS_RULE = "an address like 'endpoints.infer' (<section>.<key>)"
+_IDENTIFIER_RULE = "1-64 characters: letters, digits, '_', not starting with a digit"
+_PATH_RULE = "a dotted attribute path like 'description'"
+_EMBEDDED_OR_URL = re.compile(f"embedded|{_URL.pattern}")
+
+# String fields of resources (a Deferred template is accepted) ...
+Name = Annotated[str | Deferred, _str(_text(_NAME_RULE, pattern=_NAME))]
+Description = Annotated[
+    str | Deferred, _str(_text(_DESCRIPTION_RULE, min_len=0, forbidden=FORBIDDEN_IN_DESCRIPTION))
+]
+Text = Annotated[str | Deferred, _str(_text("1-1024 characters"))]
+Short = Annotated[str | Deferred, _str(_text("1-64 characters", max_len=64))]
+Id = Annotated[str | Deferred, _str(_text(_ID_RULE, pattern=_ID, max_len=36))]
+SpecCode = Short
+# ... and values that must be known at load time.
+StackName = Annotated[str, _str(_text("1-64 characters: letters, digits, '-', '_'", pattern=_STACK_NAME,
+                                      deferred=False))]
+Url = Annotated[str, _str(_text(_URL_RULE, pattern=_EMBEDDED_OR_URL, max_len=2048, deferred=False))]
+HttpUrl = Annotated[str, _str(_text("an http(s) URL", pattern=_URL, max_len=2048, deferred=False))]
+Setting = Annotated[str, _str(_text("1-1024 characters", deferred=False))]
+Ref = Annotated[str, _str(_text("the key of a resource", max_len=64, deferred=False))]
+Address = Annotated[str, _str(_text(_ADDRESS_RULE, pattern=_ADDRESS, deferred=False))]
+AttributePath = Annotated[str, _str(_text(_PATH_RULE, pattern=_ATTRIBUTE_PATH, deferred=False))]
+Key = Annotated[str, _str(_text(KEY_RULE, pattern=_KEY, max_len=64, deferred=False))]
+Identifier = Annotated[str, _str(_text(_IDENTIFIER_RULE, pattern=_IDENTIFIER, max_len=64, deferred=False))]
+Bool = Annotated[bool, PlainValidator(_boolean, json_schema_input_type=bool)]
+PositiveNumber = Annotated[float, PlainValidator(_positive_number, json_schema_input_type=float)]
+InFlight = Annotated[int, _int(1, 10_000)]
+Count0 = Annotated[int, _int(0, 1000)]
+Count1 = Annotated[int, _int(1, 1000)]
+FabricOnly = Annotated[str, _str(_choice(("fabric",)))]
+EndpointType = Annotated[str, _str(_choice(ENDPOINT_TYPES))]
+ModelType = Annotated[str, _str(_choice(("LLM_MODEL",)))]
+
+
+def check_key(key: str) -> str | None:
+    """The message for an invalid resource key, or None."""
+    return None if _KEY.fullmatch(key) else f"invalid key {key!r}: must be {KEY_RULE}"
+
+
+class Block(BaseModel):
+    """A mapping in the stack file: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+def _at_least(value: int, info: ValidationInfo, other: str) -> int:
+    low = info.data.get(other)
+    if isinstance(low, int) and value < low:
+        _fail("range", f"must be >= {other} ({low})")
+    return value
+
+
+# -- provider blocks -------------------------------------------------------------------------------
+
+
+class Knobs(Block):
+    timeout: PositiveNumber | None = None
+    max_requests_per_second: PositiveNumber | None = None
+    max_in_flight: InFlight | None = None
+
+
+class FabricProvider(Knobs):
+    url: Url
+    ep_url: HttpUrl | None = None
+    token: Setting | None = None
+    ak: Setting | None = None
+    sk: Setting | None = None
+    project_id: Setting | None = None
+    region: Setting | None = None
+
+    @model_validator(mode="after")
+    def _key_pair(self) -> FabricProvider:
+        if (self.ak is None) != (self.sk is None):
+            _fail("credentials", "ak and sk go together: set both or neither")
+        return self
+
+
+class ModelStudioProvider(Knobs):
+    url: Url
+    api_key: Setting | None = None
+    region: Setting | None = None
+    workspace: Setting | None = None
+
+
+class ZStackProvider(Knobs):
+    url: Url
+    account: Setting | None = None
+    password: Setting | None = None
+    zone_uuid: Setting | None = None
+
+
+class Providers(Block):
+    fabric: FabricProvider | None = None
+    modelstudio: ModelStudioProvider | None = None
+    zstack: ZStackProvider | None = None
+
+
+# -- backend ---------------------------------------------------------------------------------------
+
+
+class LocalBackend(Block):
+    path: Setting
+
+
+class PostgresBackend(Block):
+    model_config = ConfigDict(populate_by_name=True)
+    dsn: Setting
+    schema_: Setting | None = Field(default=None, alias="schema")
+
+
+class Backend(Block):
+    local: LocalBackend | None = None
+    postgres: PostgresBackend | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Backend:
+        if (self.local is None) == (self.postgres is None):
+            _fail("backend", "choose exactly one backend: local or postgres")
+        return self
+
+
+# -- resources -------------------------------------------------------------------------------------
+
+
+class LifecycleBlock(Block):
+    prevent_destroy: Bool = False
+    ignore_changes: list[AttributePath] = Field(default_factory=list)
+    create_before_destroy: Bool = False
+
+    def to_spec(self) -> Lifecycle:
+        return Lifecycle(self.prevent_destroy, tuple(self.ignore_changes), self.create_before_destroy)
+
+
+class Resource(Block):
+    """Fields every resource accepts; ``kind`` and ``ref_fields`` (field -> section) per class."""
+
+    kind: ClassVar[str]
+    ref_fields: ClassVar[Mapping[str, str]] = {}
+
+    lifecycle: LifecycleBlock | None = None
+    depends_on: list[Address] = Field(default_factory=list)
+
+
+#: Fields that never go to ``ResourceSpec.attrs``.
+META_FIELDS = frozenset({"platform", "lifecycle", "depends_on"})
+
+
+class Workspace(Resource):
+    kind: ClassVar[str] = "workspace"
+    platform: FabricOnly | None = None
+    name: Name
+    description: Description | None = None
+    metastore_id: Id | None = None
+    enterprise_project_id: Id | None = None
+
+
+class MuReservation(Block):
+    spec_code: SpecCode
+    min: Count0
+    max: Count1
+
+    @field_validator("max")
+    @classmethod
+    def _max_at_least_min(cls, value: int, info: ValidationInfo) -> int:
+        return _at_least(value, info, "min")
+
+
+class PoolReservation(Block):
+    spec_code: SpecCode
+    warm_up_num: Count0 | None = None
+    max_num: Count1
+
+    @field_validator("max_num")
+    @classmethod
+    def _max_num_at_least_warm_up(cls, value: int, info: ValidationInfo) -> int:
+        return _at_least(value, info, "warm_up_num")
+
+
+class ReservedResource(Block):
+    mu: MuReservation | None = None
+    apu: PoolReservation | None = None
+    dpu: PoolReservation | None = None
+
+
+class Endpoint(Resource):
+    kind: ClassVar[str] = "endpoint"
+    ref_fields: ClassVar[Mapping[str, str]] = {"workspace": "workspaces"}
+    platform: FabricOnly | None = None
+    workspace: Ref
+    name: Name
+    description: Description | None = None
+    type: EndpointType
+    reserved_resource: ReservedResource | None = None
+    public_access: Bool | None = None
+    custom_image_id: Id | None = None
+
+
+class LlmModelConfig(Block):
+    base_model_type: Short
+    model_path: Text
+
+
+class VersionConfig(Block):
+    llm_model_config: LlmModelConfig | None = None
+
+
+class ModelVersion(Block):
+    name: Name
+    description: Description | None = None
+    config: VersionConfig | None = None
+
+
+class Model(Resource):
+    kind: ClassVar[str] = "model"
+    ref_fields: ClassVar[Mapping[str, str]] = {"workspace": "workspaces"}
+    platform: FabricOnly | None = None
+    workspace: Ref
+    name: Name
+    description: Description | None = None
+    type: ModelType | None = None
+    version: ModelVersion
+
+
+class InstanceResource(Block):
+    spec_code: SpecCode
+    min: Count1
+    max: Count1
+
+    @field_validator("max")
+    @classmethod
+    def _max_at_least_min(cls, value: int, info: ValidationInfo) -> int:
+        return _at_least(value, info, "min")
+
+
+class ModelInstanceConfig(Block):
+    resource: InstanceResource
+
+
+class InstanceConfig(Block):
+    model_instance_config: ModelInstanceConfig
+
+
+class FabricDeployment(Resource):
+    """A DataArts Fabric service instance: a model version served on an endpoint."""
+
+    kind: ClassVar[str] = "service_instance"
+    ref_fields: ClassVar[Mapping[str, str]] = {"workspace": "workspaces", "endpoint": "endpoints",
+                                                "model": "models"}
+    platform: Literal["fabric"]
+    workspace: Ref
+    endpoint: Ref
+    model: Ref
+    name: Name
+    description: Description | None = None
+    config: InstanceConfig
+
+
+#: One member per deployment platform; a new platform is one class here plus its entry below.
+Deployment = Annotated[Union[FabricDeployment], Field(discriminator="platform")]  # noqa: UP007
+DEPLOYMENT_VARIANTS: Mapping[str, type[Resource]] = {"fabric": FabricDeployment}
+
+RESOURCE_TYPES: Mapping[str, Any] = {
+    "workspaces": Workspace,
+    "endpoints": Endpoint,
+    "models": Model,
+    "deployments": Deployment,
+}
+
+
+def resource_class(section: str, raw: Any) -> type[Resource] | None:
+    """The model class a raw resource of ``section`` will be validated with, if it can be told."""
+    if section != "deployments":
+        cls: type[Resource] = RESOURCE_TYPES[section]
+        return cls
+    platform = raw.get("platform") if isinstance(raw, dict) else None
+    return DEPLOYMENT_VARIANTS.get(platform) if isinstance(platform, str) else None
+
+
+# -- the file --------------------------------------------------------------------------------------
+
+
+class StackFile(Block):
+    """The whole stack file (its JSON Schema is the stack file schema)."""
+
+    stack: StackName
+    providers: Providers | None = None
+    backend: Backend | None = None
+    variables: dict[Identifier, Any] = Field(default_factory=dict)
+    outputs: dict[Identifier, Any] = Field(default_factory=dict)
+    policy: dict[str, Any] = Field(default_factory=dict)
+    workspaces: dict[Key, Workspace] = Field(default_factory=dict)
+    endpoints: dict[Key, Endpoint] = Field(default_factory=dict)
+    models: dict[Key, Model] = Field(default_factory=dict)
+    deployments: dict[Key, Deployment] = Field(default_factory=dict)
+
+
+def plain(model: BaseModel, exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """The fields the user set, as plain values (``Deferred`` kept), under their YAML names."""
+    skip = set(exclude)
+    out: dict[str, Any] = {}
+    for name, info in type(model).model_fields.items():
+        if name in skip or name not in model.model_fields_set:
+            continue
+        value = getattr(model, name)
+        if value is not None:
+            out[info.alias or name] = _plain(value)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return plain(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """A problem at YAML location ``loc``, shown at ``line_loc``'s line (its key's if ``key_line``)."""
+
+    loc: Loc
+    message: str
+    line_loc: Loc
+    key_line: bool = False
+
+
+def field_errors(error: ValidationError, root: Any, prefix: Loc = ()) -> list[FieldError]:
+    """Translate pydantic's errors for ``root`` (a type) validated at location ``prefix``."""
+    out: list[FieldError] = []
+    for item in error.errors(include_url=False):
+        loc, found = _walk(root, tuple(item["loc"]))
+        at, kind, message = (*prefix, *loc), item["type"], item["msg"]
+        if kind == "missing":
+            out.append(FieldError(at, "field required", at[:-1], key_line=True))
+        elif kind == "extra_forbidden":
+            names = fields_of(_walk(root, tuple(item["loc"][:-1]))[1])
+            out.append(FieldError(at, f"unknown field{allowed(str(at[-1]), names)}", at, key_line=True))
+        elif loc and loc[-1] == "[key]":
+            out.append(FieldError(at[:-1], message, at[:-1], key_line=True))
+        elif kind == "union_tag_not_found":
+            tags = ", ".join(_tags(found))
+            out.append(FieldError((*at, "platform"), f"field required; one of: {tags}", at, key_line=True))
+        elif kind == "union_tag_invalid":
+            tag = str(item.get("ctx", {}).get("tag", ""))
+            message = f"unknown platform {tag!r}{allowed(tag, _tags(found))}"
+            out.append(FieldError((*at, "platform"), message, (*at, "platform")))
+        else:
+            expected = _EXPECTED.get(kind)
+            message = f"must be a {expected}, not a {describe(item['input'])}" if expected else message
+            out.append(FieldError(at, message, at))
+    return out
+
+
+_EXPECTED = {"model_type": "mapping", "model_attributes_type": "mapping", "dict_type": "mapping",
+             "list_type": "list"}
+
+
+def fields_of(model: Any) -> list[str]:
+    """A model's YAML field names, its own fields first and the common resource fields last."""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    names = [info.alias or name for name, info in model.model_fields.items()]
+    return sorted(names, key=lambda n: n in META_FIELDS)
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """The alternatives a type allows: Annotated and Optional removed, unions spread out."""
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    if get_origin(tp) in (Union, type(int | None)):
+        return [m for arg in get_args(tp) for m in _unwrap(arg) if m is not type(None)]
+    return [tp]
+
+
+def _tag(model: Any) -> str | None:
+    """The ``platform`` literal a model is selected by in a discriminated union."""
+    is_model = isinstance(model, type) and issubclass(model, BaseModel)
+    field = model.model_fields.get("platform") if is_model else None
+    args = get_args(field.annotation) if field is not None and get_origin(field.annotation) is Literal else ()
+    return str(args[0]) if len(args) == 1 else None
+
+
+def _tags(options: Any) -> list[str]:
+    return [t for m in _unwrap(options) if (t := _tag(m)) is not None]
+
+
+def _walk(root: Any, loc: tuple[Any, ...]) -> tuple[Loc, Any]:
+    """Drop discriminator tags from a pydantic ``loc``; return it and the type found at its end."""
+    out: list[str | int] = []
+    current: Any = root
+    for part in loc:
+        options = _unwrap(current)
+        tagged = [m for m in options if _tag(m) == part]
+        if tagged and part not in fields_of(tagged[0]):
+            current = tagged[0]
+            continue
+        out.append(part)
+        current = next((t for option in options if (t := _child(option, part)) is not None), None)
+    return tuple(out), current
+
+
+def _child(option: Any, part: Any) -> Any:
+    if isinstance(option, type) and issubclass(option, BaseModel):
+        return next((f.annotation for n, f in option.model_fields.items() if part in (n, f.alias)), None)
+    if get_origin(option) in (dict, list) and part != "[key]":
+        return get_args(option)[-1]
+    return None
