@@ -7,7 +7,8 @@ base URLs at it.
 
 Every route goes through :func:`_route`, the one place that authenticates,
 parses the body, takes the store's lock, settles due transitions, runs the
-handler and saves. Handlers live in ``fabric_control`` and ``fabric_serving``.
+handler and saves (unless it raised, or it only read and nothing settled).
+Handlers live in ``fabric_control`` and ``fabric_serving``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,12 @@ def authenticate(request: Request, config: EmulatorConfig) -> None:
     """The one gate every Fabric request passes: an IAM token today; AK/SK signing joins here."""
     token = request.headers.get("X-Auth-Token")
     if token is None or not hmac.compare_digest(token.encode(), config.fabric_token.encode()):
-        raise FabricError(401, "APIG.1002", "Incorrect token or token resolution failed")
+        raise FabricError(
+            401,
+            "APIG.1002",
+            "Incorrect token or token resolution failed",
+            "Send a valid IAM token in the X-Auth-Token header.",
+        )
 
 
 def fabric_routes(config: EmulatorConfig, store: Store) -> list[Route]:
@@ -77,8 +83,11 @@ def _route(cloud: FabricCloud, path: str, method: str, handler: Handler) -> Rout
     async def endpoint(request: Request) -> Response:
         authenticate(request, cloud.config)
         body = await read_json_object(request) if method in ("POST", "PUT") else {}
-        with cloud.store.transaction():
-            cloud.settle()
-            return handler(cloud, Call(request, body))
+        with cloud.store.locked():
+            settled = cloud.settle()
+            response = handler(cloud, Call(request, body))
+            if settled or method != "GET":
+                cloud.store.save()
+            return response
 
     return Route(path, endpoint, methods=[method], name=f"fabric.{handler.__name__}")

@@ -185,11 +185,12 @@ class FabricCloud:
     def timestamp(self) -> str:
         return iso_time(self.now())
 
-    def settle(self) -> None:
-        """Complete every asynchronous transition that is due; called before each request."""
+    def settle(self) -> bool:
+        """Complete every asynchronous transition that is due (before each request); whether any was."""
         now = self.now()
-        lifecycle.settle(self.instances, now)
-        lifecycle.settle(self.endpoints, now)
+        instances = lifecycle.settle(self.instances, now)
+        endpoints = lifecycle.settle(self.endpoints, now)
+        return instances or endpoints
 
     def begin(self, obj: JsonObject, status: str, then: str | None) -> None:
         lifecycle.begin(obj, status, then, now=self.now(), seconds=self.config.provision_seconds)

@@ -26,14 +26,17 @@ def in_transition(obj: dict[str, Any]) -> bool:
     return TRANSITION_KEY in obj
 
 
-def settle(objects: dict[str, dict[str, Any]], now: float) -> None:
-    """Complete every transition in ``objects`` that is due at ``now``."""
+def settle(objects: dict[str, dict[str, Any]], now: float) -> bool:
+    """Complete every transition in ``objects`` that is due at ``now``; whether any was."""
+    changed = False
     for key, obj in list(objects.items()):
         transition = obj.get(TRANSITION_KEY)
         if transition is None or now < float(transition["at"]):
             continue
+        changed = True
         if transition["then"] is None:
             del objects[key]
         else:
             obj["status"] = transition["then"]
             del obj[TRANSITION_KEY]
+    return changed

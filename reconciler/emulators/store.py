@@ -8,8 +8,10 @@ bookkeeping (owning workspace, pending transitions) and are never shown.
 
 Handlers work inside :meth:`Store.transaction`: it holds the store's lock for
 the whole request and, when the transaction ends normally, saves the store if
-anything changed. Saving writes a temporary file next to the data file, fsyncs
-it and renames it over the data file, so a crash never leaves half a cloud.
+anything changed (reads may use :meth:`Store.locked` and save only when they
+changed something, which spares serialising the store on every GET).
+Saving writes a temporary file next to the data file, fsyncs it and renames
+it over the data file, so a crash never leaves half a cloud.
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from reconciler.errors import StateError
+
 JsonObject = dict[str, Any]
 Collection = dict[str, JsonObject]
 
 FORMAT_VERSION = 1
 
 
-class StoreError(Exception):
+class StoreError(StateError):
     """The data file cannot be read or written; the message names the file and the cause."""
 
 
@@ -71,14 +75,18 @@ class Store:
             yield
             self.save()
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the lock without saving: for reads, which call :meth:`save` only if they changed something."""
+        with self._lock:
+            yield
+
     def save(self) -> None:
         """Write the store to its file if it has one and it changed since the last save."""
         with self._lock:
             if self._path is None:
                 return
-            text = json.dumps(
-                {"format": FORMAT_VERSION, "collections": self._collections}, indent=1, sort_keys=False
-            )
+            text = json.dumps({"format": FORMAT_VERSION, "collections": self._collections})
             if text == self._saved_text:
                 return
             _write_atomically(self._path, text)

@@ -39,6 +39,7 @@ PLATFORM = "fabric"
 PAGE_SIZE = 100
 EMBEDDED_BASE_URL = "http://fabric.embedded"
 MISSING_CODES = frozenset({"dataartsfabric.00010003", "dataartsfabric.00010009"})
+BUSY_CODE = "dataartsfabric.00010020"
 FAILED_STATUSES = frozenset({"CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED", "FAILED"})
 READY_STATUSES = frozenset({"RUNNING"})
 BLOCK_KEYS = frozenset(
@@ -437,6 +438,8 @@ class FabricProvider:
     async def update(self, kind: str, live: Live, desired: Mapping[str, Any]) -> Live:
         k = _kind(kind)
         scope = self.scope_of(kind, {**live.attributes, **desired})
+        if kind == "model" and "version" in desired:
+            live = await self.read(kind, live.id, scope) or live  # `live` may be the recorded state
         body = _update_body(kind, live, desired)
         path = self._path(kind, scope, live.id)
         await self._client(k).request("PUT", path, json=body, operation=f"Update{k.noun}")
@@ -451,8 +454,16 @@ class FabricProvider:
         try:
             await self._client(k).request("DELETE", self._path(kind, scope, id), operation=f"Delete{k.noun}")
         except ProviderError as exc:
-            if not _is_missing(exc):
-                raise
+            error = exc
+        else:
+            return
+        if _is_missing(error):
+            return
+        if error.code == BUSY_CODE:  # already being deleted (a retry after a lost answer) is success
+            current = await self.read(kind, id, scope)
+            if current is None or current.status in ("DELETING", "DELETED"):
+                return
+        raise error
 
     async def wait(
         self, kind: str, id: str, scope: Mapping[str, str], until: Until, timeout: float

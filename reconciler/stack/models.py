@@ -38,7 +38,6 @@ from pydantic_core import PydanticCustomError
 from reconciler.stack.source import Loc
 from reconciler.stack.spec import SECTIONS, Deferred, Lifecycle
 
-PLATFORMS = ("fabric", "modelstudio", "zstack")
 ENDPOINT_TYPES = ("inference", "service", "ray", "job", "ray_service", "sql", "container_job", "notebook")
 FORBIDDEN_IN_DESCRIPTION = "!<>=&'\""
 KEY_RULE = "1-64 characters a-z, 0-9, '-', '_', starting with a letter"
@@ -58,11 +57,11 @@ def suggestion(word: str, options: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def allowed(word: str, options: Iterable[str]) -> str:
+def allowed(word: str, options: Iterable[str], label: str = "allowed") -> str:
     """``"; did you mean 'x'? allowed: a, b"`` (the hint only when one is close)."""
     options = list(options)
     hint = suggestion(word, options)
-    return f"{hint} allowed: {', '.join(options)}" if hint else f"; allowed: {', '.join(options)}"
+    return f"{hint or ';'} {label}: {', '.join(options) or 'none'}"
 
 
 def describe(value: Any) -> str:
@@ -85,8 +84,15 @@ def _known(value: Any) -> None:
 # -- value validators: each returns a PlainValidator's function -----------------------------------
 
 
-def _text(rule: str, *, pattern: re.Pattern[str] | None = None, max_len: int = 1024, min_len: int = 1,
-          forbidden: str = "", deferred: bool = True) -> Callable[[Any], Any]:
+def _text(
+    rule: str,
+    *,
+    pattern: re.Pattern[str] | None = None,
+    max_len: int = 1024,
+    min_len: int = 1,
+    forbidden: str = "",
+    deferred: bool = True,
+) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if isinstance(value, Deferred) and deferred:
             return value
@@ -173,8 +179,9 @@ Short = Annotated[str | Deferred, _str(_text("1-64 characters", max_len=64))]
 Id = Annotated[str | Deferred, _str(_text(_ID_RULE, pattern=_ID, max_len=36))]
 SpecCode = Short
 # ... and values that must be known at load time.
-StackName = Annotated[str, _str(_text("1-64 characters: letters, digits, '-', '_'", pattern=_STACK_NAME,
-                                      deferred=False))]
+StackName = Annotated[
+    str, _str(_text("1-64 characters: letters, digits, '-', '_'", pattern=_STACK_NAME, deferred=False))
+]
 Url = Annotated[str, _str(_text(_URL_RULE, pattern=_EMBEDDED_OR_URL, max_len=2048, deferred=False))]
 HttpUrl = Annotated[str, _str(_text("an http(s) URL", pattern=_URL, max_len=2048, deferred=False))]
 Setting = Annotated[str, _str(_text("1-1024 characters", deferred=False))]
@@ -405,8 +412,11 @@ class FabricDeployment(Resource):
     """A DataArts Fabric service instance: a model version served on an endpoint."""
 
     kind: ClassVar[str] = "service_instance"
-    ref_fields: ClassVar[Mapping[str, str]] = {"workspace": "workspaces", "endpoint": "endpoints",
-                                                "model": "models"}
+    ref_fields: ClassVar[Mapping[str, str]] = {
+        "workspace": "workspaces",
+        "endpoint": "endpoints",
+        "model": "models",
+    }
     platform: Literal["fabric"]
     workspace: Ref
     endpoint: Ref
@@ -518,15 +528,18 @@ def field_errors(error: ValidationError, root: Any, prefix: Loc = ()) -> list[Fi
     return out
 
 
-_EXPECTED = {"model_type": "mapping", "model_attributes_type": "mapping", "dict_type": "mapping",
-             "list_type": "list"}
+_EXPECTED = {
+    "model_type": "mapping",
+    "model_attributes_type": "mapping",
+    "dict_type": "mapping",
+    "list_type": "list",
+}
 
 
-def fields_of(model: Any) -> list[str]:
+def fields_of(tp: Any) -> list[str]:
     """A model's YAML field names, its own fields first and the common resource fields last."""
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return []
-    names = [info.alias or name for name, info in model.model_fields.items()]
+    found = [m for m in _unwrap(tp) if isinstance(m, type) and issubclass(m, BaseModel)]
+    names = [info.alias or name for name, info in found[0].model_fields.items()] if found else []
     return sorted(names, key=lambda n: n in META_FIELDS)
 
 
