@@ -92,12 +92,16 @@ def diff_attributes(
     return tuple(changes[k] for k in sorted(changes))
 
 
-def _known(live: Live | None, desired: Mapping[str, Any] | None, action: Action) -> tuple[Any, dict[str, Any]]:
+def _known(change: Change, live: Live | None, spec: KindSpec) -> tuple[Any, dict[str, Any]]:
     """The id and attributes a dependant may rely on once this resource is applied."""
-    if action in (Action.CREATE, Action.REPLACE) or live is None:
-        attrs = {k: v for k, v in (desired or {}).items() if v is not UNKNOWN}
+    desired = change.after or {}
+    if change.action in (Action.CREATE, Action.REPLACE) or live is None:
+        attrs = {k: v for k, v in desired.items() if v is not UNKNOWN}
         return UNKNOWN, {**attrs, "id": UNKNOWN}
-    attrs = {**live.attributes, **{k: v for k, v in (desired or {}).items() if v is not UNKNOWN}}
+    attrs = {**live.attributes, **{k: v for k, v in desired.items() if v is not UNKNOWN}}
+    for attribute, trigger in spec.recomputed:
+        if any(_matches(d.path, (trigger,)) for d in change.diff):
+            attrs[attribute] = UNKNOWN
     return live.id, {**attrs, "id": live.id}
 
 
@@ -116,7 +120,7 @@ def _desired_change(
     live: Live | None,
     known_attrs: Mapping[str, Mapping[str, Any]],
     known_ids: Mapping[str, Any],
-) -> tuple[Change, Mapping[str, Any]]:
+) -> Change:
     spec = provider.kinds[res.kind]
     attrs = resolve(dict(res.attrs), stack, known_attrs)
     refs = {
@@ -134,22 +138,22 @@ def _desired_change(
         "create_before_destroy": res.lifecycle.create_before_destroy,
     }
     if recorded is None:
-        return Change(action=Action.CREATE, **base), desired
+        return Change(action=Action.CREATE, **base)
     where = {"id": recorded.id, "scope": dict(recorded.scope)}
     if recorded.platform != res.platform or recorded.kind != res.kind:
         reason = f"platform/kind changed from {recorded.platform}/{recorded.kind}"
-        return Change(action=Action.REPLACE, before=recorded.attributes, reason=reason, **where, **base), desired
+        return Change(action=Action.REPLACE, before=recorded.attributes, reason=reason, **where, **base)
     if live is None or (live.status or "") in GONE_STATUSES:
         reason = "deleted out of band; will be created again"
-        return Change(action=Action.CREATE, before=None, reason=reason, **where, **base), desired
+        return Change(action=Action.CREATE, before=None, reason=reason, **where, **base)
     if (live.status or "") in FAILED_STATUSES:
         reason = f"live status is {live.status}; will be replaced"
-        return Change(action=Action.REPLACE, before=live.attributes, reason=reason, **where, **base), desired
+        return Change(action=Action.REPLACE, before=live.attributes, reason=reason, **where, **base)
     diff = diff_attributes(desired, live.attributes, spec, res.lifecycle.ignore_changes)
     if not diff:
-        return Change(action=Action.NOOP, before=live.attributes, **where, **base), desired
+        return Change(action=Action.NOOP, before=live.attributes, **where, **base)
     action = Action.REPLACE if (not spec.updatable or any(d.forces_replacement for d in diff)) else Action.UPDATE
-    return Change(action=action, before=live.attributes, diff=diff, **where, **base), desired
+    return Change(action=action, before=live.attributes, diff=diff, **where, **base)
 
 
 def _delete_order(state: StateDoc, addresses: Iterable[str]) -> list[str]:
@@ -197,14 +201,14 @@ def build_plan(
             raise UsageError(f"{address}: platform '{res.platform}' has no resource kind '{res.kind}'")
         rec = recorded.get(address)
         current = live_of(address) if rec else None
-        change, desired = _desired_change(res, provider, stack, rec, current, known_attrs, known_ids)
+        change = _desired_change(res, provider, stack, rec, current, known_attrs, known_ids)
         if change.action is Action.REPLACE and res.lifecycle.prevent_destroy:
             raise PolicyError(
                 f"{address}: lifecycle.prevent_destroy is set, but the plan must replace it "
                 f"({', '.join(d.path for d in change.diff) or change.reason}); "
                 "change the stack or remove prevent_destroy"
             )
-        known_ids[address], known_attrs[address] = _known(current, desired, change.action)
+        known_ids[address], known_attrs[address] = _known(change, current, provider.kinds[res.kind])
         changes.append(change)
 
     gone = [a for a in recorded if a not in wanted]

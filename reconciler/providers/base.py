@@ -54,6 +54,9 @@ class KindSpec:
     (e.g. ``("workspace_id",)``); recorded in state, passed to every call.
     ``asynchronous``: create/update/delete need :meth:`Provider.wait`.
     ``listable``: ``list`` exists (batched refresh); else refresh uses ``read``.
+    ``recomputed``: (attribute, path) pairs: the server assigns a new value to
+    ``attribute`` when ``path`` changes (a model's ``version_id`` when its
+    ``version`` changes), so dependants see it as unknown until applied.
     """
 
     name: str
@@ -64,6 +67,7 @@ class KindSpec:
     asynchronous: bool = False
     listable: bool = True
     updatable: bool = True
+    recomputed: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,9 @@ class Provider(Protocol):
         """Send the delete call; a missing object is not an error."""
         ...
 
-    async def wait(self, kind: str, id: str, scope: Mapping[str, str], until: Until, timeout: float) -> Live | None:
+    async def wait(
+        self, kind: str, id: str, scope: Mapping[str, str], until: Until, timeout: float
+    ) -> Live | None:
         """Poll until the object is ready (returns it) or gone (returns None).
 
         A failed lifecycle status raises ProviderError with the platform's message;

@@ -103,6 +103,7 @@ _KINDS: Mapping[str, _Kind] = {
             force_new=_words("workspace_id type"),
             read_only=_words("id version_id visibility create_time update_time create_user update_user"),
             scope=(_WS,),
+            recomputed=(("version_id", "version"),),
         ),
         "Model", "models", _SCOPED + "/models", "control", False,
         ("name", "description", "type", "version"), (_WS,),
