@@ -310,7 +310,7 @@ class Applier:
     def _finish(self) -> None:
         known = {a: {**rs.attributes, "id": rs.id} for a, rs in self.state.resources.items()}
         outputs = {k: resolve(v, self.stack, known) for k, v in self.stack.outputs.items()}
-        outputs = {k: (None if v is UNKNOWN else v) for k, v in outputs.items()}
+        outputs = {} if self.plan.destroy else {k: (None if v is UNKNOWN else v) for k, v in outputs.items()}
         doc = self.state.with_outputs(outputs).cleared_journal()
         if doc != self.state:
             self._persist(doc)

@@ -94,18 +94,16 @@ def _report(report: ApplyReport) -> None:
     raise ApplyError("\n".join(lines))
 
 
-def _approve(plan: Plan, auto_approve: bool, what: str) -> bool:
+def _approve(plan: Plan, auto_approve: bool, what: str) -> None:
     if auto_approve:
-        return True
+        return
     click.echo(f"Do you want to {what}? Only 'yes' will be accepted.")
     click.echo("  Enter a value: ", nl=False)
     line = sys.stdin.readline()
     if not line:
         raise UsageError(f"no input to confirm; refusing to {what}. Use --auto-approve to {what} without a prompt")
     if line.strip() != "yes":
-        click.echo(f"\n{what.capitalize()} cancelled.")
-        return False
-    return True
+        raise UsageError(f"{what.capitalize()} cancelled: the answer was not 'yes'; nothing was changed")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -208,8 +206,7 @@ def _apply(
                 click.echo(plan_text(the_plan, operations.secrets_of(providers)), nl=False)
                 if not the_plan.has_changes:
                     return None
-                if not _approve(the_plan, auto_approve, what):
-                    return None
+                _approve(the_plan, auto_approve, what)
             else:
                 the_plan = saved
                 click.echo(plan_text(the_plan, operations.secrets_of(providers)), nl=False)

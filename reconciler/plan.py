@@ -98,6 +98,7 @@ class Plan:
     refresh_only: bool = False
     destroy: bool = False
     warnings: tuple[str, ...] = ()
+    output_changes: tuple[AttrChange, ...] = ()
     format_version: int = PLAN_FORMAT_VERSION
 
     @property
@@ -106,7 +107,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.actionable)
+        return bool(self.actionable) or bool(self.output_changes)
 
     def counts(self) -> dict[str, int]:
         out = {"create": 0, "update": 0, "replace": 0, "delete": 0}
@@ -160,6 +161,9 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "refresh_only": plan.refresh_only,
         "destroy": plan.destroy,
         "warnings": list(plan.warnings),
+        "output_changes": [
+            {"name": o.path, "before": _encode(o.before), "after": _encode(o.after)} for o in plan.output_changes
+        ],
         "changes": [
             {
                 "address": c.address,
@@ -235,6 +239,9 @@ def plan_from_dict(data: Mapping[str, Any], source: str) -> Plan:
             refresh_only=bool(data.get("refresh_only", False)),
             destroy=bool(data.get("destroy", False)),
             warnings=tuple(data.get("warnings", ())),
+            output_changes=tuple(
+                AttrChange(o["name"], _decode(o["before"]), _decode(o["after"])) for o in data.get("output_changes", [])
+            ),
             format_version=version,
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -240,8 +240,16 @@ def build_plan(
     for c in changes:
         if c.action is Action.REPLACE:
             warnings.append(f"{c.address} will be replaced ({c.reason or 'a field that cannot change in place'})")
-        elif c.action is Action.DELETE and c.before is not None:
+        elif c.action is Action.DELETE and c.before is not None and not destroy:
             warnings.append(f"{c.address} will be deleted ({c.reason})")
+
+    outputs = {} if destroy else {k: resolve(v, stack, known_attrs) for k, v in stack.outputs.items()}
+    before_outputs = dict(state.outputs) if state else {}
+    output_changes = tuple(
+        AttrChange(name, before_outputs.get(name), outputs.get(name))
+        for name in sorted(set(outputs) | set(before_outputs))
+        if outputs.get(name, None) is UNKNOWN or outputs.get(name) != before_outputs.get(name)
+    )
 
     return Plan(
         stack=stack.name,
@@ -255,4 +263,5 @@ def build_plan(
         var_files=tuple(var_files),
         destroy=destroy,
         warnings=tuple(warnings),
+        output_changes=output_changes,
     )

@@ -44,9 +44,15 @@ def plan_text(plan: Plan, secrets: SecretsOf = _no_secrets) -> str:
         return "Refresh only: the live values will be recorded in state; nothing on the platforms changes.\n"
     if not plan.has_changes:
         return "No changes. The platforms match the stack.\n"
-    lines = ["reconciler will perform the following actions:", ""]
+    lines = ["reconciler will perform the following actions:", ""] if plan.actionable else []
     for c in plan.actionable:
         lines += _change_lines(c, secrets)
+        lines.append("")
+    if plan.output_changes:
+        lines += ["Changes to outputs:"]
+        for o in plan.output_changes:
+            mark = "+" if o.before is None else "-" if o.after is None else "~"
+            lines.append(f"  {mark} {o.path}: {show(o.before)} -> {show(o.after)}")
         lines.append("")
     n = plan.counts()
     lines.append(

@@ -92,6 +92,7 @@ class _Loader:
         if doc is None:
             raise self.fail()
         self.doc = doc
+        self.reported.update(doc.reported)
         if not isinstance(doc.data, dict):
             what = "empty" if doc.data is None else f"a {models.describe(doc.data)}"
             self.issues.append(

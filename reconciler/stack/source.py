@@ -58,6 +58,7 @@ class Document:
     data: Any = None
     lines: dict[Loc, int] = field(default_factory=dict)
     key_lines: dict[Loc, int] = field(default_factory=dict)
+    reported: set[Loc] = field(default_factory=set)  # locations with a reading issue
 
     def line(self, loc: Loc, *, key: bool = False) -> int:
         """The line for ``loc``, falling back to its closest recorded parent."""
@@ -130,6 +131,7 @@ class _Converter:
         self.constructor = SafeConstructor()
 
     def report(self, node: Node, loc: Loc, message: str) -> None:
+        self.doc.reported.add(loc)
         self.issues.append(Issue(self.doc.file, node.start_mark.line + 1, format_loc(loc), message))
 
     def value(self, node: Node, loc: Loc) -> Any:
