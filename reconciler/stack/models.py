@@ -170,7 +170,7 @@ _PATH_RULE = "a dotted attribute path like 'description'"
 _EMBEDDED_OR_URL = re.compile(f"embedded|{_URL.pattern}")
 
 # String fields of resources (a Deferred template is accepted) ...
-Name = Annotated[str | Deferred, _str(_text(_NAME_RULE, pattern=_NAME))]
+Name = Annotated[str | Deferred, _str(_text(_NAME_RULE, pattern=_NAME, max_len=64))]
 Description = Annotated[
     str | Deferred, _str(_text(_DESCRIPTION_RULE, min_len=0, forbidden=FORBIDDEN_IN_DESCRIPTION))
 ]
@@ -537,10 +537,10 @@ _EXPECTED = {
 
 
 def fields_of(tp: Any) -> list[str]:
-    """A model's YAML field names, its own fields first and the common resource fields last."""
+    """A model's YAML field names, ``lifecycle`` and ``depends_on`` last."""
     found = [m for m in _unwrap(tp) if isinstance(m, type) and issubclass(m, BaseModel)]
     names = [info.alias or name for name, info in found[0].model_fields.items()] if found else []
-    return sorted(names, key=lambda n: n in META_FIELDS)
+    return sorted(names, key=lambda n: n in ("lifecycle", "depends_on"))
 
 
 def _unwrap(tp: Any) -> list[Any]:
