@@ -247,7 +247,9 @@ class Applier:
             self._record(c, live, provider)
             self._journal(step, "done", token, id=live.id)
         if spec.asynchronous:
-            ready = await provider.wait(c.kind, live.id, provider.scope_of(c.kind, live.attributes), "ready", timeout)
+            ready = await provider.wait(
+                c.kind, live.id, provider.scope_of(c.kind, live.attributes), "ready", timeout
+            )
             if ready is not None:
                 self._record(c, ready, provider)
 

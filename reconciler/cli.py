@@ -27,10 +27,17 @@ from reconciler.stack.spec import Stack
 
 var_option = click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a variable.")
 var_file_option = click.option(
-    "--var-file", "var_files", multiple=True, type=click.Path(dir_okay=False), help="YAML/JSON file of variables."
+    "--var-file",
+    "var_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="YAML/JSON file of variables.",
 )
 lock_timeout_option = click.option(
-    "--lock-timeout", default="0s", show_default=True, help="How long to wait for the state lock (e.g. 30s, 2m)."
+    "--lock-timeout",
+    default="0s",
+    show_default=True,
+    help="How long to wait for the state lock (e.g. 30s, 2m).",
 )
 
 
@@ -48,13 +55,20 @@ def _seconds(text: str) -> float:
         raise UsageError(f"--lock-timeout {text!r}: expected a duration like 30s, 2m or 500ms") from None
 
 
-def _load(path: str, variables: Sequence[str], var_files: Sequence[str]) -> tuple[operations.StackInput, Stack]:
+def _load(
+    path: str, variables: Sequence[str], var_files: Sequence[str]
+) -> tuple[operations.StackInput, Stack]:
     inputs = operations.input_of(path, variables, var_files)
     return inputs, inputs.load()
 
 
 def _progress(event: Event) -> None:
-    verb = {"create": "Creating", "update": "Updating", "delete": "Destroying", "delete-deposed": "Destroying deposed"}
+    verb = {
+        "create": "Creating",
+        "update": "Updating",
+        "delete": "Destroying",
+        "delete-deposed": "Destroying deposed",
+    }
     name = verb.get(event.op, event.op.capitalize())
     if event.phase == "start":
         click.echo(f"{event.address}: {name}...")
@@ -83,7 +97,10 @@ def _report(report: ApplyReport) -> None:
         for e in report.done:
             key = "delete" if e.op.startswith("delete") or e.op == "forget" else e.op
             n[key] = n.get(key, 0) + 1
-        click.echo(f"Apply complete! Resources: {n['create']} created, {n['update']} updated, {n['delete']} destroyed.")
+        click.echo(
+            f"Apply complete! Resources: {n['create']} created, {n['update']} updated, "
+            f"{n['delete']} destroyed."
+        )
         return
     lines = ["Apply failed:"]
     for step, err in report.failed:
@@ -101,7 +118,9 @@ def _approve(plan: Plan, auto_approve: bool, what: str) -> None:
     click.echo("  Enter a value: ", nl=False)
     line = sys.stdin.readline()
     if not line:
-        raise UsageError(f"no input to confirm; refusing to {what}. Use --auto-approve to {what} without a prompt")
+        raise UsageError(
+            f"no input to confirm; refusing to {what}. Use --auto-approve to {what} without a prompt"
+        )
     if line.strip() != "yes":
         raise UsageError(f"{what.capitalize()} cancelled: the answer was not 'yes'; nothing was changed")
 
@@ -126,7 +145,9 @@ def validate(stack: str, variables: tuple[str, ...], var_files: tuple[str, ...])
 @cli.command()
 @click.argument("stack", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `reconciler apply FILE`.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
+)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none.")
 @click.option("--destroy", is_flag=True, help="Plan to destroy everything the state records.")
 @var_option
@@ -186,8 +207,12 @@ def _apply(
     saved = read_plan(Path(target)) if _is_plan_file(target) else None
     if saved is not None:
         if variables or var_files:
-            raise UsageError("a saved plan carries its variables; --var/--var-file cannot be given with a plan file")
-        inputs, loaded = _load(saved.stack_file, [f"{k}={v}" for k, v in saved.variables.items()], saved.var_files)
+            raise UsageError(
+                "a saved plan carries its variables; --var/--var-file cannot be given with a plan file"
+            )
+        inputs, loaded = _load(
+            saved.stack_file, [f"{k}={v}" for k, v in saved.variables.items()], saved.var_files
+        )
     else:
         inputs, loaded = _load(target, variables, var_files)
     backend = operations.backend_for(loaded)
@@ -290,7 +315,9 @@ def destroy(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, output name -> value.")
 @var_option
 @var_file_option
-def output(stack: str, name: str | None, as_json: bool, variables: tuple[str, ...], var_files: tuple[str, ...]) -> int:
+def output(
+    stack: str, name: str | None, as_json: bool, variables: tuple[str, ...], var_files: tuple[str, ...]
+) -> int:
     """Show the stack's outputs as recorded by the last apply."""
     _, loaded = _load(stack, variables, var_files)
     state = operations.read_state(loaded)
@@ -333,7 +360,9 @@ def state_list(stack: str, variables: tuple[str, ...], var_files: tuple[str, ...
 @click.argument("address", required=False)
 @var_option
 @var_file_option
-def state_show(stack: str, address: str | None, variables: tuple[str, ...], var_files: tuple[str, ...]) -> int:
+def state_show(
+    stack: str, address: str | None, variables: tuple[str, ...], var_files: tuple[str, ...]
+) -> int:
     """The recorded attributes of one address, or the whole state."""
     _, loaded = _load(stack, variables, var_files)
     doc = operations.read_state(loaded)
@@ -343,7 +372,9 @@ def state_show(stack: str, address: str | None, variables: tuple[str, ...], var_
         click.echo(doc.to_json())
         return 0
     if address not in doc.resources:
-        raise UsageError(f"no resource '{address}' in state (recorded: {', '.join(sorted(doc.resources)) or 'none'})")
+        raise UsageError(
+            f"no resource '{address}' in state (recorded: {', '.join(sorted(doc.resources)) or 'none'})"
+        )
     click.echo(json.dumps(doc.resources[address].model_dump(mode="json"), indent=2, sort_keys=True))
     return 0
 
@@ -382,9 +413,15 @@ def emulator() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8787, show_default=True, type=int)
 @click.option("--data", type=click.Path(dir_okay=False), help="Persist the emulated cloud to this JSON file.")
-@click.option("--provision-seconds", default=1.0, show_default=True, type=float, help="Asynchronous lifecycle delay.")
-@click.option("--fabric-token", default="emulator-token", show_default=True, help="The X-Auth-Token Fabric accepts.")
-def emulator_serve(host: str, port: int, data: str | None, provision_seconds: float, fabric_token: str) -> int:
+@click.option(
+    "--provision-seconds", default=1.0, show_default=True, type=float, help="Asynchronous lifecycle delay."
+)
+@click.option(
+    "--fabric-token", default="emulator-token", show_default=True, help="The X-Auth-Token Fabric accepts."
+)
+def emulator_serve(
+    host: str, port: int, data: str | None, provision_seconds: float, fabric_token: str
+) -> int:
     """Serve every platform's emulated API on one HTTP server."""
     from reconciler.emulators import EmulatorConfig
     from reconciler.emulators.app import serve
@@ -400,7 +437,9 @@ def emulator_serve(host: str, port: int, data: str | None, provision_seconds: fl
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: the one place exceptions become messages and exit codes."""
     try:
-        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="reconciler", standalone_mode=False)
+        rv = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="reconciler", standalone_mode=False
+        )
         code = rv if isinstance(rv, int) else 0
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)

@@ -7,7 +7,6 @@ Purely data-manipulative: no I/O. An edge ``a -> b`` means *a depends on b*
 from __future__ import annotations
 
 import heapq
-
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -62,7 +61,7 @@ class Graph:
                         stack.append(nxt)
                         work.append((nxt, 0))
                     elif state == 1:
-                        cycle = (*stack[index[nxt]:], nxt)
+                        cycle = (*stack[index[nxt] :], nxt)
                         key = frozenset(cycle)
                         if key not in seen_sets:
                             seen_sets.add(key)

@@ -44,7 +44,9 @@ def state_path(stack: Stack) -> Path:
     local = stack.backend.get("local") if stack.backend else None
     if stack.backend and local is None:
         kinds = ", ".join(sorted(stack.backend))
-        raise UsageError(f"{stack.file}: backend '{kinds}' is not available yet; use backend: {{local: {{path: ...}}}}")
+        raise UsageError(
+            f"{stack.file}: backend '{kinds}' is not available yet; use backend: {{local: {{path: ...}}}}"
+        )
     path = (local or {}).get("path") or f"state/{stack.name}.json"
     return Path(str(path))
 
@@ -56,7 +58,10 @@ def backend_for(stack: Stack) -> Backend:
 def providers_for(stack: Stack) -> dict[str, Provider]:
     """One provider per platform block the stack has (their secrets stay inside them)."""
     state_dir = state_path(stack).parent
-    return {platform: build_provider(platform, block, state_dir=state_dir) for platform, block in stack.providers.items()}
+    return {
+        platform: build_provider(platform, block, state_dir=state_dir)
+        for platform, block in stack.providers.items()
+    }
 
 
 def secrets_of(providers: Mapping[str, Provider]) -> Callable[[str, str], frozenset[str]]:

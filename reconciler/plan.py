@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from reconciler.providers.base import UNKNOWN
 PLAN_FORMAT_VERSION = 1
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     NOOP = "no-op"
     CREATE = "create"
     UPDATE = "update"
@@ -162,7 +162,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "destroy": plan.destroy,
         "warnings": list(plan.warnings),
         "output_changes": [
-            {"name": o.path, "before": _encode(o.before), "after": _encode(o.after)} for o in plan.output_changes
+            {"name": o.path, "before": _encode(o.before), "after": _encode(o.after)}
+            for o in plan.output_changes
         ],
         "changes": [
             {
@@ -240,7 +241,8 @@ def plan_from_dict(data: Mapping[str, Any], source: str) -> Plan:
             destroy=bool(data.get("destroy", False)),
             warnings=tuple(data.get("warnings", ())),
             output_changes=tuple(
-                AttrChange(o["name"], _decode(o["before"]), _decode(o["after"])) for o in data.get("output_changes", [])
+                AttrChange(o["name"], _decode(o["before"]), _decode(o["after"]))
+                for o in data.get("output_changes", [])
             ),
             format_version=version,
         )
@@ -278,7 +280,9 @@ def read_plan(path: Path) -> Plan:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise PlanFileError(f"plan file {path} is not valid JSON (line {exc.lineno}); plan again with --out") from None
+        raise PlanFileError(
+            f"plan file {path} is not valid JSON (line {exc.lineno}); plan again with --out"
+        ) from None
     return plan_from_dict(data, str(path))
 
 
@@ -290,9 +294,11 @@ def check_current(plan: Plan, *, stack: str, digest: str, lineage: str | None, s
         raise PlanFileError("stack configuration changed since the plan was made; run plan again")
     if plan.lineage is not None and lineage is not None and plan.lineage != lineage:
         raise PlanFileError(
-            f"plan was made against state lineage {plan.lineage}, but the state has lineage {lineage}; run plan again"
+            f"plan was made against state lineage {plan.lineage}, but the state has lineage {lineage}; "
+            "run plan again"
         )
     if plan.lineage != lineage or plan.serial != serial:
         raise PlanFileError(
-            f"plan is stale: made against state serial {plan.serial}, state is now at serial {serial}; run plan again"
+            f"plan is stale: made against state serial {plan.serial}, state is now at serial {serial}; "
+            "run plan again"
         )

@@ -7,6 +7,7 @@ consulted only for their pure half (``kinds`` and ``desired``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from deepdiff import DeepDiff
@@ -109,7 +110,9 @@ def _provider(providers: Mapping[str, Provider], platform: str, address: str) ->
     try:
         return providers[platform]
     except KeyError:
-        raise UsageError(f"{address}: no provider block for platform '{platform}'; add providers.{platform}") from None
+        raise UsageError(
+            f"{address}: no provider block for platform '{platform}'; add providers.{platform}"
+        ) from None
 
 
 def _desired_change(
@@ -124,36 +127,41 @@ def _desired_change(
     spec = provider.kinds[res.kind]
     attrs = resolve(dict(res.attrs), stack, known_attrs)
     refs = {
-        field: RefValue(address=target, id=known_ids.get(target, UNKNOWN), attributes=known_attrs.get(target, {}))
+        field: RefValue(
+            address=target, id=known_ids.get(target, UNKNOWN), attributes=known_attrs.get(target, {})
+        )
         for field, target in res.refs.items()
     }
     desired = provider.desired(res.kind, attrs, refs)
-    base = {
-        "address": res.address,
-        "platform": res.platform,
-        "kind": res.kind,
-        "after": desired,
-        "name": desired.get("name") if isinstance(desired.get("name"), str) else None,
-        "depends_on": res.depends_on,
-        "create_before_destroy": res.lifecycle.create_before_destroy,
-    }
+    name = desired.get("name")
+    base = Change(
+        address=res.address,
+        platform=res.platform,
+        kind=res.kind,
+        action=Action.CREATE,
+        after=desired,
+        name=name if isinstance(name, str) else None,
+        depends_on=res.depends_on,
+        create_before_destroy=res.lifecycle.create_before_destroy,
+    )
     if recorded is None:
-        return Change(action=Action.CREATE, **base)
-    where = {"id": recorded.id, "scope": dict(recorded.scope)}
+        return base
+    base = replace(base, id=recorded.id, scope=dict(recorded.scope))
     if recorded.platform != res.platform or recorded.kind != res.kind:
         reason = f"platform/kind changed from {recorded.platform}/{recorded.kind}"
-        return Change(action=Action.REPLACE, before=recorded.attributes, reason=reason, **where, **base)
+        return replace(base, action=Action.REPLACE, before=recorded.attributes, reason=reason)
     if live is None or (live.status or "") in GONE_STATUSES:
-        reason = "deleted out of band; will be created again"
-        return Change(action=Action.CREATE, before=None, reason=reason, **where, **base)
+        return replace(base, reason="deleted out of band; will be created again")
     if (live.status or "") in FAILED_STATUSES:
         reason = f"live status is {live.status}; will be replaced"
-        return Change(action=Action.REPLACE, before=live.attributes, reason=reason, **where, **base)
+        return replace(base, action=Action.REPLACE, before=live.attributes, reason=reason)
     diff = diff_attributes(desired, live.attributes, spec, res.lifecycle.ignore_changes)
     if not diff:
-        return Change(action=Action.NOOP, before=live.attributes, **where, **base)
-    action = Action.REPLACE if (not spec.updatable or any(d.forces_replacement for d in diff)) else Action.UPDATE
-    return Change(action=action, before=live.attributes, diff=diff, **where, **base)
+        return replace(base, action=Action.NOOP, before=live.attributes)
+    action = (
+        Action.REPLACE if (not spec.updatable or any(d.forces_replacement for d in diff)) else Action.UPDATE
+    )
+    return replace(base, action=action, before=live.attributes, diff=diff)
 
 
 def _delete_order(state: StateDoc, addresses: Iterable[str]) -> list[str]:
@@ -229,7 +237,9 @@ def build_plan(
                 kind=rec.kind,
                 action=Action.DELETE,
                 before=None if gone_already else current.attributes if current else None,
-                reason="already gone; only forgotten" if gone_already else ("destroy" if destroy else "not in the stack"),
+                reason="already gone; only forgotten"
+                if gone_already
+                else ("destroy" if destroy else "not in the stack"),
                 id=rec.id,
                 name=rec.name,
                 scope=dict(rec.scope),
@@ -239,7 +249,9 @@ def build_plan(
 
     for c in changes:
         if c.action is Action.REPLACE:
-            warnings.append(f"{c.address} will be replaced ({c.reason or 'a field that cannot change in place'})")
+            warnings.append(
+                f"{c.address} will be replaced ({c.reason or 'a field that cannot change in place'})"
+            )
         elif c.action is Action.DELETE and c.before is not None and not destroy:
             warnings.append(f"{c.address} will be deleted ({c.reason})")
 
@@ -248,7 +260,7 @@ def build_plan(
     output_changes = tuple(
         AttrChange(name, before_outputs.get(name), outputs.get(name))
         for name in sorted(set(outputs) | set(before_outputs))
-        if outputs.get(name, None) is UNKNOWN or outputs.get(name) != before_outputs.get(name)
+        if outputs.get(name) is UNKNOWN or outputs.get(name) != before_outputs.get(name)
     )
 
     return Plan(

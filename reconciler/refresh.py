@@ -23,7 +23,8 @@ def _provider(providers: Mapping[str, Provider], rs: ResourceState) -> Provider:
         return providers[rs.platform]
     except KeyError:
         raise UsageError(
-            f"{rs.address} is recorded on platform '{rs.platform}', but the stack has no providers.{rs.platform} block; "
+            f"{rs.address} is recorded on platform '{rs.platform}', "
+            f"but the stack has no providers.{rs.platform} block; "
             "add it (it is needed to read or delete the resource)"
         ) from None
 
@@ -83,7 +84,9 @@ async def recover(state: StateDoc, providers: Mapping[str, Provider]) -> Recover
         if entry.action == "create" and entry.name and entry.platform and entry.kind:
             provider = providers.get(entry.platform)
             if provider is None:
-                raise UsageError(f"{entry.address}: an interrupted create on '{entry.platform}' needs its provider block")
+                raise UsageError(
+                    f"{entry.address}: an interrupted create on '{entry.platform}' needs its provider block"
+                )
             live = await provider.find(entry.kind, entry.name, entry.scope)
             current = doc.resources.get(entry.address)
             if live is not None and (current is None or current.id != live.id):
@@ -100,9 +103,13 @@ async def recover(state: StateDoc, providers: Mapping[str, Provider]) -> Recover
                         dependencies=entry.dependencies,
                     )
                 )
-                messages.append(f"{entry.address}: adopted {entry.name} ({live.id}), created by an interrupted run")
+                messages.append(
+                    f"{entry.address}: adopted {entry.name} ({live.id}), created by an interrupted run"
+                )
             elif live is None:
-                messages.append(f"{entry.address}: interrupted create of {entry.name} did not land; it will be planned")
+                messages.append(
+                    f"{entry.address}: interrupted create of {entry.name} did not land; it will be planned"
+                )
         else:
             messages.append(f"{entry.address}: interrupted {entry.action}; refresh shows its outcome")
     if messages or state.journal:

@@ -42,7 +42,9 @@ class FakeProvider:
     def _check(self, op: str, name: str | None) -> None:
         self.calls.append((op, name or ""))
         if (op, name or "") in self.fail_on:
-            raise ProviderError("fake", f"{op} of {name} refused", code="Fake.Refused", status=400, operation=op)
+            raise ProviderError(
+                "fake", f"{op} of {name} refused", code="Fake.Refused", status=400, operation=op
+            )
 
     async def list(self, kind: str, scope: Mapping[str, str]) -> list[Live]:
         self.calls.append(("list", kind))
@@ -76,7 +78,9 @@ class FakeProvider:
         self._check("delete", self.objects.get(id, {}).get("name"))
         self.objects.pop(id, None)
 
-    async def wait(self, kind: str, id: str, scope: Mapping[str, str], until: Until, timeout: float) -> Live | None:
+    async def wait(
+        self, kind: str, id: str, scope: Mapping[str, str], until: Until, timeout: float
+    ) -> Live | None:
         return self._live(id) if until == "ready" else None
 
     async def aclose(self) -> None:
@@ -89,7 +93,7 @@ def res(
     *,
     refs: Mapping[str, str] | None = None,
     kind: str = "thing",
-    lifecycle: Lifecycle = Lifecycle(),
+    lifecycle: Lifecycle | None = None,
 ) -> ResourceSpec:
     section, key = address.split(".")
     refs = dict(refs or {})
@@ -102,7 +106,7 @@ def res(
         attrs=dict(attrs),
         refs=refs,
         depends_on=tuple(sorted(refs.values())),
-        lifecycle=lifecycle,
+        lifecycle=lifecycle or Lifecycle(),
     )
 
 

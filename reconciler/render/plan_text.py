@@ -56,7 +56,8 @@ def plan_text(plan: Plan, secrets: SecretsOf = _no_secrets) -> str:
         lines.append("")
     n = plan.counts()
     lines.append(
-        f"Plan: {n['create']} to create, {n['update']} to update, {n['replace']} to replace, {n['delete']} to delete."
+        f"Plan: {n['create']} to create, {n['update']} to update, "
+        f"{n['replace']} to replace, {n['delete']} to delete."
     )
     for w in plan.warnings:
         lines.append(f"Warning: {w}")

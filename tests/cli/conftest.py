@@ -36,9 +36,24 @@ def start_emulator(tmp: Path, *extra: str) -> Served:
     token = "e2e-token-7f3a"
     with open(tmp / "emulator.log", "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "emulator", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--provision-seconds", "0", "--fabric-token", token, *extra],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "emulator",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--provision-seconds",
+                "0",
+                "--fabric-token",
+                token,
+                *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -78,6 +93,10 @@ def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
-        cwd=cwd, env=full_env, input=stdin.encode(), capture_output=True, timeout=120,
+        cwd=cwd,
+        env=full_env,
+        input=stdin.encode(),
+        capture_output=True,
+        timeout=120,
     )
     return Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())

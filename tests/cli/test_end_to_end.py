@@ -71,9 +71,14 @@ def test_plan_apply_drift_restore_destroy(tmp_path: Path, served: Served) -> Non
         instance = api.get(f"/v1/workspaces/{ws['id']}/services/instances/{chat_id}").json()
         assert instance["status"] == "RUNNING"
         # a console user edits the workspace and scales the instance, out of band
-        assert api.put(f"/v1/workspaces/{ws['id']}", json={"description": "edited in console"}).status_code == 200
+        assert (
+            api.put(f"/v1/workspaces/{ws['id']}", json={"description": "edited in console"}).status_code
+            == 200
+        )
         scaled = {"config": {"model_instance_config": {"resource": {"min": 1, "max": 3}}}}
-        assert api.put(f"/v1/workspaces/{ws['id']}/services/instances/{chat_id}", json=scaled).status_code == 200
+        assert (
+            api.put(f"/v1/workspaces/{ws['id']}/services/instances/{chat_id}", json=scaled).status_code == 200
+        )
 
     drift = run_cli(tmp_path, "plan", "e2e.yaml", "--detailed-exitcode", env=env)
     assert drift.code == 2, drift.err
@@ -127,7 +132,9 @@ def test_apply_without_approval_refuses_with_no_input(tmp_path: Path, served: Se
 
 def test_wrong_token_names_the_platform_error_and_hides_the_token(tmp_path: Path, served: Served) -> None:
     write_stack(tmp_path, served)
-    result = run_cli(tmp_path, "apply", "e2e.yaml", "--auto-approve", env={"FABRIC_TOKEN": "wrong-secret-123"})
+    result = run_cli(
+        tmp_path, "apply", "e2e.yaml", "--auto-approve", env={"FABRIC_TOKEN": "wrong-secret-123"}
+    )
     assert result.code == 1
     assert "APIG.1002" in result.err and "fabric" in result.err
     assert "wrong-secret-123" not in result.out + result.err

@@ -18,7 +18,9 @@ def converge(stack, provider, backend, parallelism=10):  # type: ignore[no-untyp
         state = backend.read()
         live = await refresh(state, {"fake": provider})
         plan = build_plan(stack, state, live, {"fake": provider})
-        applier = Applier(plan, stack, {"fake": provider}, backend, state or StateDoc.new("t"), parallelism=parallelism)
+        applier = Applier(
+            plan, stack, {"fake": provider}, backend, state or StateDoc.new("t"), parallelism=parallelism
+        )
         return plan, await applier.run()
 
     return asyncio.run(go())
@@ -34,7 +36,7 @@ def three_tier():  # type: ignore[no-untyped-def]
 
 def test_apply_creates_in_order_and_records_each_step() -> None:
     p, b = FakeProvider(), MemoryBackend()
-    plan, report = converge(three_tier(), p, b)
+    _plan, report = converge(three_tier(), p, b)
     assert report.ok
     creates = [name for op, name in p.calls if op == "create"]
     assert creates == ["w", "e", "d"]
@@ -49,16 +51,16 @@ def test_apply_creates_in_order_and_records_each_step() -> None:
 def test_apply_then_plan_is_empty() -> None:
     p, b = FakeProvider(), MemoryBackend()
     converge(three_tier(), p, b)
-    plan, report = converge(three_tier(), p, b)
+    plan, _report = converge(three_tier(), p, b)
     assert not plan.has_changes
 
 
 def test_failure_stops_dependants_and_state_is_true_to_what_was_done() -> None:
     p, b = FakeProvider(), MemoryBackend()
     p.fail_on.add(("create", "e"))
-    plan, report = converge(three_tier(), p, b)
+    _plan, report = converge(three_tier(), p, b)
     assert not report.ok
-    (step, err), = report.failed
+    ((step, err),) = report.failed
     assert step.change.address == "endpoints.e"
     assert "Fake.Refused" in str(err) and "endpoints.e" in str(err)
     assert [s.change.address for s in report.skipped] == ["deployments.d"]
@@ -101,7 +103,7 @@ def test_expand_orders_replace_of_dependency_after_dependant_delete() -> None:
     state = b.read()
     live = asyncio.run(refresh(state, {"fake": p}))
     plan = build_plan(stack, state, live, {"fake": p})
-    steps, needs = expand(plan, state)
+    _steps, needs = expand(plan, state)
     assert "delete deployments.d" in needs["delete endpoints.e"]
     assert "delete endpoints.e" in needs["delete workspaces.w"]
     assert "create workspaces.w" in needs["create endpoints.e"]
@@ -110,7 +112,7 @@ def test_expand_orders_replace_of_dependency_after_dependant_delete() -> None:
 def test_parallelism_one_still_converges() -> None:
     p, b = FakeProvider(), MemoryBackend()
     stack = stack_of(*(res(f"workspaces.w{i}", {"name": f"w{i}"}) for i in range(25)))
-    plan, report = converge(stack, p, b, parallelism=1)
+    _plan, report = converge(stack, p, b, parallelism=1)
     assert report.ok and len(p.objects) == 25
 
 

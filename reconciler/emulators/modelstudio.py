@@ -1,0 +1,353 @@
+"""The Model Studio (DashScope) deployments emulator: ``/api/v1/deployments...``.
+
+Faithful to the platform's deployment API as its official ``dashscope`` client
+(1.x ``dashscope.Deployments`` and the 2.x ``Client().deployments``) speaks it:
+success is HTTP 200 with ``{"request_id", "output"}``; an error is
+``{"request_id", "code", "message"}``. Lifecycles are lazy (see
+:mod:`~reconciler.emulators.lifecycle`): create is PENDING then RUNNING,
+scale and update are UPDATING then RUNNING (STOPPED when capacity is 0),
+delete is DELETING then gone, each lasting ``provision_seconds``.
+
+Error answers (statuses are ours where the platform publishes none; the SDK
+treats every non-200 as a failure and maps the code to its exception):
+
+======  ================  ======================================================
+status  code              when
+======  ================  ======================================================
+400     InvalidParameter  malformed JSON, a wrong type, a value out of range
+401     InvalidApiKey     missing or wrong ``Authorization: Bearer <api key>``
+404     NotFound          unknown ``model_name`` or ``deployed_model``; unknown path
+405     NotFound          path exists, method does not
+409     Conflict          same model again without a new suffix; suffix taken;
+                          scale/update while the deployment is not RUNNING/STOPPED
+======  ================  ======================================================
+
+``deployed_model`` is ``<model_name>-<8 hex>`` plus ``-<suffix>`` when a suffix
+is given (the documents' ``emo-35b3f106-sample01``). Deployments belong to the
+workspace named by ``X-DashScope-WorkSpace`` (else the API key's default one);
+times are UTC without a zone (``2025-06-17T11:00:38``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from reconciler.emulators import lifecycle
+from reconciler.emulators import modelstudio_rules as rules
+from reconciler.emulators.envelope import ApiError
+from reconciler.emulators.modelstudio_catalogue import Catalogue, load_catalogue
+from reconciler.emulators.store import Collection, JsonObject, Store
+
+DEPLOYMENTS = "modelstudio.deployments"
+BASE = "/api/v1/deployments"
+DEFAULT_WORKSPACE = "llm-emulator-workspace"
+CREATOR = "emulator-user"
+RUNNING, STOPPED, PENDING, UPDATING, DELETING = "RUNNING", "STOPPED", "PENDING", "UPDATING", "DELETING"
+SETTLED = frozenset({RUNNING, STOPPED})
+WORKSPACE_HEADER = "X-DashScope-WorkSpace"
+
+
+@dataclass(frozen=True)
+class ModelStudioSettings:
+    """``api_key``: the only key accepted. ``provision_seconds``: how long PENDING,
+    UPDATING and DELETING last (0: the next request sees the end state).
+    ``workspace_id``: the workspace of calls without ``X-DashScope-WorkSpace``."""
+
+    api_key: str = "emulator-key"
+    provision_seconds: float = 1.0
+    clock: Callable[[], float] = time.time
+    workspace_id: str = DEFAULT_WORKSPACE
+
+
+class ModelStudioError(ApiError):
+    """One Model Studio error answer: ``{"request_id", "code", "message"}``."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(f"{status_code} {code}: {message}")
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+
+    def response(self) -> Response:
+        body = {"request_id": str(uuid.uuid4()), "code": self.code, "message": self.message}
+        return JSONResponse(body, status_code=self.status_code)
+
+
+def not_found(name: str) -> ModelStudioError:
+    return ModelStudioError(404, "NotFound", f"Model: {name} not found!")
+
+
+def conflict(message: str) -> ModelStudioError:
+    return ModelStudioError(409, "Conflict", message)
+
+
+def unauthorized() -> ModelStudioError:
+    return ModelStudioError(401, "InvalidApiKey", "Invalid API-key provided.")
+
+
+def answer(output: Any) -> Response:
+    return JSONResponse({"request_id": str(uuid.uuid4()), "output": output})
+
+
+def public(obj: Mapping[str, Any]) -> JsonObject:
+    return {key: value for key, value in obj.items() if not key.startswith("_")}
+
+
+def timestamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+# ---------------------------------------------------------------- the account
+
+
+@dataclass(frozen=True)
+class Call:
+    request: Request
+    body: dict[str, Any]
+    workspace: str
+
+    def param(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+
+class ModelStudioAccount:
+    """The ``modelstudio.*`` collections of one store, with lookups and lifecycle steps."""
+
+    def __init__(self, settings: ModelStudioSettings, store: Store, catalogue: Catalogue) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalogue = catalogue
+
+    @property
+    def deployments(self) -> Collection:
+        return self.store.collection(DEPLOYMENTS)
+
+    def now(self) -> float:
+        return self.settings.clock()
+
+    def settle(self) -> None:
+        """Finish due transitions; a settled deployment's ready capacity catches up."""
+        lifecycle.settle(self.deployments, self.now())
+        for obj in self.deployments.values():
+            if obj["status"] == RUNNING:
+                obj["ready_capacity"] = obj["capacity"]
+            elif obj["status"] == STOPPED:
+                obj["ready_capacity"] = 0
+
+    def begin(self, obj: JsonObject, status: str, then: str | None) -> None:
+        lifecycle.begin(obj, status, then, now=self.now(), seconds=self.settings.provision_seconds)
+
+    def touch(self, obj: JsonObject) -> None:
+        obj["gmt_modified"] = timestamp(self.now())
+        obj["modifier"] = CREATOR
+
+    def visible(self, workspace: str) -> list[JsonObject]:
+        return [obj for obj in self.deployments.values() if obj["_workspace"] == workspace]
+
+    def deployment(self, call: Call) -> JsonObject:
+        name = call.param("deployed_model")
+        found = self.deployments.get(name)
+        if found is None or found["_workspace"] != call.workspace:
+            raise not_found(name)
+        return found
+
+    def settled(self, obj: JsonObject) -> JsonObject:
+        """``obj`` when it may change now; else the platform's Conflict."""
+        if obj["status"] not in SETTLED:
+            name, status = obj["deployed_model"], obj["status"]
+            raise conflict(f"Deployed model {name} is {status}, please retry when it is RUNNING.")
+        return obj
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def create_deployment(account: ModelStudioAccount, call: Call) -> Response:
+    fields = rules.create_fields(call.body, account.catalogue)
+    model_name, suffix = fields["model_name"], fields["suffix"]
+    for other in account.deployments.values():
+        if (suffix is not None and other["_suffix"] == suffix) or (
+            suffix is None
+            and other["_suffix"] is None
+            and other["model_name"] == model_name
+            and other["_workspace"] == call.workspace
+        ):
+            raise conflict(f"Deployed model {other['deployed_model']} already exists, please specify a suffix.")
+    deployed_model = f"{model_name}-{uuid.uuid4().hex[:8]}" + (f"-{suffix}" if suffix else "")
+    now = timestamp(account.now())
+    obj: JsonObject = {
+        "deployed_model": deployed_model,
+        "name": fields["name"] or deployed_model,
+        "gmt_create": now,
+        "gmt_modified": now,
+        "status": PENDING,
+        "model_name": model_name,
+        "base_model": fields["base_model"],
+        "base_capacity": fields["base_capacity"],
+        "capacity": fields["capacity"],
+        "ready_capacity": 0,
+        "workspace_id": call.workspace,
+        "charge_type": "post_paid",
+        "creator": CREATOR,
+        "modifier": CREATOR,
+        "plan": fields["plan"],
+        **fields["plan_fields"],
+        "_workspace": call.workspace,
+        "_suffix": suffix,
+    }
+    account.begin(obj, PENDING, STOPPED if obj["capacity"] == 0 else RUNNING)
+    account.deployments[deployed_model] = obj
+    return answer(public(obj))
+
+
+def list_deployments(account: ModelStudioAccount, call: Call) -> Response:
+    page_no, page_size = rules.page(call.request.query_params, max_size=200)
+    items = account.visible(call.workspace)
+    start = (page_no - 1) * page_size
+    shown = [public(obj) for obj in items[start : start + page_size]]
+    return answer({"page_no": page_no, "page_size": page_size, "total": len(items), "deployments": shown})
+
+
+def get_deployment(account: ModelStudioAccount, call: Call) -> Response:
+    return answer(public(account.deployment(call)))
+
+
+def scale_deployment(account: ModelStudioAccount, call: Call) -> Response:
+    obj = account.deployment(call)
+    model = account.catalogue.model(obj["model_name"])
+    if model is None:  # the catalogue shrank under a stored deployment
+        raise not_found(obj["model_name"])
+    changes = rules.scale_fields(call.body, obj, model, account.catalogue.ptu_defaults)
+    account.settled(obj)
+    obj.update(changes)
+    if "capacity" in changes:
+        obj["ready_capacity"] = min(obj["ready_capacity"], obj["capacity"])
+    account.touch(obj)
+    account.begin(obj, UPDATING, STOPPED if obj["capacity"] == 0 else RUNNING)
+    return answer(public(obj))
+
+
+def update_deployment(account: ModelStudioAccount, call: Call) -> Response:
+    obj = account.deployment(call)
+    changes = rules.limit_fields(call.body, obj)
+    account.settled(obj)
+    obj.update(changes)
+    account.touch(obj)
+    account.begin(obj, UPDATING, STOPPED if obj["capacity"] == 0 else RUNNING)
+    return answer(public(obj))
+
+
+def delete_deployment(account: ModelStudioAccount, call: Call) -> Response:
+    obj = account.deployment(call)
+    if obj["status"] != DELETING:  # deleting twice answers the same DELETING deployment
+        account.touch(obj)
+        account.begin(obj, DELETING, None)
+    return answer(public(obj))
+
+
+def stream_events(account: ModelStudioAccount, call: Call) -> Response:
+    """A minimal event stream: one ``result`` event carrying the deployment as it is now."""
+    obj = account.deployment(call)
+    data = json.dumps({"request_id": str(uuid.uuid4()), "output": public(obj)}, separators=(",", ":"))
+    return Response(f"id:1\nevent:result\ndata:{data}\n\n", media_type="text/event-stream")
+
+
+def list_models(account: ModelStudioAccount, call: Call) -> Response:
+    query = call.request.query_params
+    page_no, page_size = rules.page(query, max_size=100)
+    source = query.get("model_source", "base")
+    if source not in ("base", "custom"):
+        raise rules.invalid(f"Invalid model_source ({source}), model_source must be base or custom!")
+    detailed = query.get("version") == "v1.0"
+    models = account.catalogue.of_source(source)
+    start = (page_no - 1) * page_size
+    shown = [m.view(detailed=detailed) for m in models[start : start + page_size]]
+    return answer({"page_no": page_no, "page_size": page_size, "total": len(models), "models": shown})
+
+
+# ---------------------------------------------------------------- routing
+
+Handler = Callable[[ModelStudioAccount, Call], Response]
+ONE = BASE + "/{deployed_model}"
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    (BASE, "POST", create_deployment),
+    (BASE, "GET", list_deployments),
+    (BASE + "/models", "GET", list_models),  # before ONE, which would take "models" as a name
+    (ONE, "GET", get_deployment),
+    (ONE, "DELETE", delete_deployment),
+    (ONE + "/scale", "PUT", scale_deployment),
+    (ONE + "/update", "PUT", update_deployment),
+    (ONE + "/stream", "GET", stream_events),
+)
+
+
+def authenticate(request: Request, settings: ModelStudioSettings) -> None:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    expected = settings.api_key.encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(key.strip().encode(), expected):
+        raise unauthorized()
+
+
+def modelstudio_routes(store: Store, config: ModelStudioSettings) -> list[Route]:
+    """Every deployments route, answering from the ``modelstudio.*`` collections of ``store``."""
+    account = ModelStudioAccount(config, store, load_catalogue())
+    return [_route(account, path, method, handler) for path, method, handler in ROUTES]
+
+
+def _route(account: ModelStudioAccount, path: str, method: str, handler: Handler) -> Route:
+    async def endpoint(request: Request) -> Response:
+        authenticate(request, account.settings)
+        body = await rules.read_body(request) if method in ("POST", "PUT") else {}
+        workspace = request.headers.get(WORKSPACE_HEADER, "").strip() or account.settings.workspace_id
+        with account.store.transaction():
+            account.settle()
+            return handler(account, Call(request, body, workspace))
+
+    return Route(path, endpoint, methods=[method], name=f"modelstudio.{handler.__name__}")
+
+
+def build_modelstudio_app(settings: ModelStudioSettings, data_file: Path | None = None) -> Starlette:
+    """A Model Studio-only app (its own store, kept in ``data_file`` if given): ``app.state.store``.
+
+    Unknown paths and methods, and emulator bugs, answer in Model Studio's envelope.
+    """
+    store = Store(data_file, clock=settings.clock)
+    app = Starlette(
+        routes=modelstudio_routes(store, settings),
+        exception_handlers={
+            ApiError: _answer_api_error,
+            HTTPException: _answer_http_exception,
+            500: _answer_internal_error,
+        },
+    )
+    app.state.store = store
+    return app
+
+
+async def _answer_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _answer_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = "Method not allowed." if exc.status_code == 405 else f"Path: {request.url.path} not found!"
+    return ModelStudioError(exc.status_code, "NotFound", message).response()
+
+
+async def _answer_internal_error(request: Request, exc: Exception) -> Response:
+    return ModelStudioError(500, "InternalError", "An internal error has occurred, please try again later.").response()
