@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -125,6 +125,8 @@ class Applier:
         parallelism: int = 10,
         progress: Callable[[Event], None] = lambda e: None,
         heartbeat: float = 10.0,
+        create_attempts: int = 4,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.plan = plan
         self.stack = stack
@@ -134,6 +136,8 @@ class Applier:
         self.parallelism = max(1, parallelism)
         self.progress = progress
         self.heartbeat = heartbeat
+        self.create_attempts = max(1, create_attempts)
+        self.sleep = sleep
         self._seq = max((e.seq for e in state.journal), default=0)
 
     # -- state -------------------------------------------------------------------
@@ -235,8 +239,9 @@ class Applier:
                 old = self.state.resources[c.address]
                 deposed = old.model_copy(update={"address": c.address + DEPOSED})
                 self._persist(self.state.without_resource(c.address).with_resource(deposed))
-            self._journal(step, "intent", token, scope=provider.scope_of(c.kind, desired))
-            live = await provider.create(c.kind, desired)
+            scope = provider.scope_of(c.kind, desired)
+            self._journal(step, "intent", token, scope=scope)
+            live = await self._create(c, provider, desired, scope)
             self._record(c, live, provider)
             self._journal(step, "done", token, id=live.id)
         else:
@@ -252,6 +257,29 @@ class Applier:
             )
             if ready is not None:
                 self._record(c, ready, provider)
+
+    async def _create(
+        self, c: Change, provider: Provider, desired: Mapping[str, Any], scope: Mapping[str, str]
+    ) -> Live:
+        """Create once; after a transient failure, read the platform before any second attempt.
+
+        A create whose answer was lost may have landed: the object is looked up by
+        name and adopted if it is there, so nothing is ever created twice.
+        """
+        name = desired.get("name")
+        for attempt in range(self.create_attempts):
+            try:
+                return await provider.create(c.kind, desired)
+            except ProviderError as exc:
+                if not exc.retryable or attempt + 1 >= self.create_attempts:
+                    raise
+                if isinstance(name, str):
+                    found = await provider.find(c.kind, name, scope)
+                    if found is not None:
+                        self.progress(Event(c.address, "create", "adopted", 0.0, found.id))
+                        return found
+                await self.sleep(min(8.0, 0.5 * 2**attempt))
+        raise AssertionError("unreachable")
 
     async def _tracked(self, step: Step) -> None:
         start = time.monotonic()

@@ -18,7 +18,7 @@ import click
 
 from reconciler import __version__, operations
 from reconciler.applier import ApplyReport, Event
-from reconciler.errors import ApplyError, ReconcilerError, UsageError
+from reconciler.errors import ApplyError, ReconcilerError, RollbackIncomplete, UsageError
 from reconciler.graph import Graph
 from reconciler.plan import Plan, read_plan, write_plan
 from reconciler.providers.base import Provider
@@ -91,7 +91,12 @@ def _render(plan: Plan, fmt: str, providers: dict[str, Provider]) -> str:
     return plan_text(plan, secrets)
 
 
-def _report(report: ApplyReport) -> None:
+def _steps(report: ApplyReport) -> list[str]:
+    return [f"{e.op} {e.address}" for e in report.done]
+
+
+def _report(outcome: operations.ApplyOutcome) -> None:
+    report = outcome.report
     if report.ok:
         n = {"create": 0, "update": 0, "delete": 0}
         for e in report.done:
@@ -106,9 +111,27 @@ def _report(report: ApplyReport) -> None:
     for step, err in report.failed:
         lines.append(f"  {step.op} {step.change.address}: {err}")
     for step in report.skipped:
-        lines.append(f"  skipped {step.op} {step.change.address} (depends on a failed step)")
-    lines.append(f"  {len(report.done)} step(s) finished and are recorded in state.")
-    raise ApplyError("\n".join(lines))
+        lines.append(f"  not started: {step.op} {step.change.address}")
+    if outcome.rollback is None and outcome.rollback_error is None:
+        if report.done:
+            lines.append(f"  kept (no rollback): {', '.join(_steps(report))}")
+        raise ApplyError("\n".join(lines))
+    lines.append(f"  finished before the failure: {', '.join(_steps(report)) or 'none'}")
+    if outcome.restored:
+        assert outcome.rollback is not None
+        lines.append(f"Rolled back: {', '.join(_steps(outcome.rollback)) or 'nothing to undo'}.")
+        lines.append("The platforms are as they were before this apply.")
+        raise ApplyError("\n".join(lines))
+    lines.append("Rollback could not restore everything:")
+    if outcome.rollback_error is not None:
+        lines.append(f"  {outcome.rollback_error}")
+    if outcome.rollback is not None:
+        for step, err in outcome.rollback.failed:
+            lines.append(f"  undo {step.op} {step.change.address}: {err}")
+        if outcome.rollback.done:
+            lines.append(f"  undone: {', '.join(_steps(outcome.rollback))}")
+    lines.append("The state records exactly what is live; run `reconciler plan` to see what differs.")
+    raise RollbackIncomplete("\n".join(lines))
 
 
 def _approve(plan: Plan, auto_approve: bool, what: str) -> None:
@@ -203,6 +226,7 @@ def _apply(
     var_files: tuple[str, ...],
     lock_timeout: str,
     destroy: bool,
+    rollback: bool = True,
 ) -> int:
     saved = read_plan(Path(target)) if _is_plan_file(target) else None
     if saved is not None:
@@ -220,7 +244,7 @@ def _apply(
     if parallelism < 1:
         raise UsageError("--parallelism must be at least 1")
 
-    async def body(providers: dict[str, Provider]) -> ApplyReport | None:
+    async def body(providers: dict[str, Provider]) -> operations.ApplyOutcome | None:
         with backend.lock("reconciler destroy" if destroy else "reconciler apply", _seconds(lock_timeout)):
             if saved is None:
                 the_plan, _, messages = await operations.plan_async(
@@ -236,13 +260,19 @@ def _apply(
                 the_plan = saved
                 click.echo(plan_text(the_plan, operations.secrets_of(providers)), nl=False)
             return await operations.apply_async(
-                the_plan, loaded, backend, providers, parallelism=parallelism, progress=_progress
+                the_plan,
+                loaded,
+                backend,
+                providers,
+                parallelism=parallelism,
+                progress=_progress,
+                rollback=rollback,
             )
 
-    report: ApplyReport | None = operations.run(lambda: operations.with_providers(loaded, body))
-    if report is not None:
-        _report(report)
-    if report is not None or saved is not None:
+    outcome: operations.ApplyOutcome | None = operations.run(lambda: operations.with_providers(loaded, body))
+    if outcome is not None:
+        _report(outcome)
+    if outcome is not None or saved is not None:
         _print_outputs(loaded)
     return 0
 
@@ -259,6 +289,7 @@ def _print_outputs(stack: Stack) -> None:
 @click.argument("target", type=click.Path(dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for 'yes'.")
 @click.option("--parallelism", default=10, show_default=True, help="Steps in flight at once.")
+@click.option("--no-rollback", is_flag=True, help="On failure, keep what succeeded instead of undoing it.")
 @var_option
 @var_file_option
 @lock_timeout_option
@@ -266,6 +297,7 @@ def apply(
     target: str,
     auto_approve: bool,
     parallelism: int,
+    no_rollback: bool,
     variables: tuple[str, ...],
     var_files: tuple[str, ...],
     lock_timeout: str,
@@ -279,6 +311,7 @@ def apply(
         var_files=var_files,
         lock_timeout=lock_timeout,
         destroy=False,
+        rollback=not no_rollback,
     )
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.applier import Applier, ApplyReport, Event, now_iso
-from reconciler.errors import UsageError
+from reconciler.errors import ReconcilerError, UsageError
 from reconciler.plan import Plan, check_current
 from reconciler.planner import build_plan
 from reconciler.providers import build_provider
 from reconciler.providers.base import Provider
 from reconciler.refresh import recover, refresh
+from reconciler.rollback import restore_deposed, target_stack
 from reconciler.stack import load_stack
 from reconciler.stack.spec import Stack
 from reconciler.state.backend import Backend
@@ -115,6 +116,20 @@ async def plan_async(
     return plan, state, messages
 
 
+@dataclass
+class ApplyOutcome:
+    """What an apply did: the report of the apply itself and, when it failed, of its rollback."""
+
+    report: ApplyReport
+    rollback: ApplyReport | None = None
+    rollback_plan: Plan | None = None
+    rollback_error: ReconcilerError | None = None
+
+    @property
+    def restored(self) -> bool:
+        return self.rollback is not None and self.rollback.ok and self.rollback_error is None
+
+
 async def apply_async(
     plan: Plan,
     stack: Stack,
@@ -123,8 +138,13 @@ async def apply_async(
     *,
     parallelism: int = 10,
     progress: Callable[[Event], None] = lambda e: None,
-) -> ApplyReport:
-    """Apply a plan made against the current state. Caller holds the lock."""
+    rollback: bool = True,
+) -> ApplyOutcome:
+    """Apply a plan made against the current state; on failure, undo what was done.
+
+    Caller holds the lock. Rollback is one more plan (see :mod:`reconciler.rollback`):
+    desired = the resources as they were, recorded = now, live = a fresh refresh.
+    """
     state = backend.read()
     check_current(
         plan,
@@ -136,7 +156,24 @@ async def apply_async(
     if state is None:
         state = StateDoc.new(stack.name)
     applier = Applier(plan, stack, providers, backend, state, parallelism=parallelism, progress=progress)
-    return await applier.run()
+    report = await applier.run()
+    if report.ok or not rollback or not report.done:
+        return ApplyOutcome(report)
+    now = applier.state
+    restored = restore_deposed(state, now)
+    if restored != now:
+        restored = restored.bumped()
+        backend.write(restored)
+    try:
+        target = target_stack(state, plan, providers, stack.file)
+        live = await refresh(restored, providers)
+        undo = build_plan(target, restored, live, providers, created_at=now_iso())
+        undoer = Applier(
+            undo, target, providers, backend, restored, parallelism=parallelism, progress=progress
+        )
+        return ApplyOutcome(report, await undoer.run(), undo)
+    except ReconcilerError as exc:
+        return ApplyOutcome(report, None, None, exc)
 
 
 def run(coro_factory: Callable[[], Any]) -> Any:

@@ -24,6 +24,7 @@ class FakeProvider:
         self.objects: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self.fail_on: set[tuple[str, str]] = set()  # (op, name)
+        self.lose_on: set[tuple[str, str]] = set()  # (op, name): done, then the answer is lost once
         self._n = 0
 
     def desired(self, kind: str, attrs: Mapping[str, Any], refs: Mapping[str, RefValue]) -> dict[str, Any]:
@@ -67,6 +68,9 @@ class FakeProvider:
         self._n += 1
         oid = f"id-{self._n}"
         self.objects[oid] = {**desired, "_kind": kind}
+        if ("create", desired.get("name") or "") in self.lose_on:
+            self.lose_on.discard(("create", desired.get("name") or ""))
+            raise ProviderError("fake", "connection reset", code="lost", retryable=True, operation="create")
         return self._live(oid)
 
     async def update(self, kind: str, live: Live, desired: Mapping[str, Any]) -> Live:

@@ -50,6 +50,7 @@ from reconciler.emulators import lifecycle
 from reconciler.emulators import modelstudio_rules as rules
 from reconciler.emulators.envelope import ApiError
 from reconciler.emulators.modelstudio_catalogue import Catalogue, load_catalogue
+from reconciler.emulators.modelstudio_rules import ModelStudioError, conflict, not_found, unauthorized
 from reconciler.emulators.store import Collection, JsonObject, Store
 
 DEPLOYMENTS = "modelstudio.deployments"
@@ -71,32 +72,6 @@ class ModelStudioSettings:
     provision_seconds: float = 1.0
     clock: Callable[[], float] = time.time
     workspace_id: str = DEFAULT_WORKSPACE
-
-
-class ModelStudioError(ApiError):
-    """One Model Studio error answer: ``{"request_id", "code", "message"}``."""
-
-    def __init__(self, status_code: int, code: str, message: str) -> None:
-        super().__init__(f"{status_code} {code}: {message}")
-        self.status_code = status_code
-        self.code = code
-        self.message = message
-
-    def response(self) -> Response:
-        body = {"request_id": str(uuid.uuid4()), "code": self.code, "message": self.message}
-        return JSONResponse(body, status_code=self.status_code)
-
-
-def not_found(name: str) -> ModelStudioError:
-    return ModelStudioError(404, "NotFound", f"Model: {name} not found!")
-
-
-def conflict(message: str) -> ModelStudioError:
-    return ModelStudioError(409, "Conflict", message)
-
-
-def unauthorized() -> ModelStudioError:
-    return ModelStudioError(401, "InvalidApiKey", "Invalid API-key provided.")
 
 
 def answer(output: Any) -> Response:
@@ -186,7 +161,9 @@ def create_deployment(account: ModelStudioAccount, call: Call) -> Response:
             and other["model_name"] == model_name
             and other["_workspace"] == call.workspace
         ):
-            raise conflict(f"Deployed model {other['deployed_model']} already exists, please specify a suffix.")
+            raise conflict(
+                f"Deployed model {other['deployed_model']} already exists, please specify a suffix."
+            )
     deployed_model = f"{model_name}-{uuid.uuid4().hex[:8]}" + (f"-{suffix}" if suffix else "")
     now = timestamp(account.now())
     obj: JsonObject = {
@@ -350,4 +327,6 @@ async def _answer_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def _answer_internal_error(request: Request, exc: Exception) -> Response:
-    return ModelStudioError(500, "InternalError", "An internal error has occurred, please try again later.").response()
+    return ModelStudioError(
+        500, "InternalError", "An internal error has occurred, please try again later."
+    ).response()

@@ -72,7 +72,12 @@ class DeployableModel:
                 "template_id": spec.name,
                 "template_type": "COUPLED",
                 "template_version": "v1",
-                "roles": {"unified": {"model_unit_spec": spec.name, "capacity_unit_per_instance": spec.base_capacity}},
+                "roles": {
+                    "unified": {
+                        "model_unit_spec": spec.name,
+                        "capacity_unit_per_instance": spec.base_capacity,
+                    }
+                },
             }
             for spec in self.specs.values()
         ]
@@ -116,8 +121,13 @@ def parse_catalogue(document: Any) -> Catalogue:
         if model.model_name in models:
             raise CatalogueError(f"model {model.model_name} is listed twice")
         models[model.model_name] = model
-    defaults = {str(k): _int(v, f"ptu_defaults.{k}", 0) for k, v in _mapping(doc["ptu_defaults"], "ptu_defaults").items()}
-    return Catalogue(MappingProxyType(models), regions, MappingProxyType(defaults), str(doc.get("currency", "USD")))
+    defaults = {
+        str(k): _int(v, f"ptu_defaults.{k}", 0)
+        for k, v in _mapping(doc["ptu_defaults"], "ptu_defaults").items()
+    }
+    return Catalogue(
+        MappingProxyType(models), regions, MappingProxyType(defaults), str(doc.get("currency", "USD"))
+    )
 
 
 def _model(raw: Mapping[str, Any], regions: tuple[str, ...]) -> DeployableModel:
@@ -134,7 +144,9 @@ def _model(raw: Mapping[str, Any], regions: tuple[str, ...]) -> DeployableModel:
             hourly_price=_prices(body.get("hourly_price"), regions, f"{name}.{spec}.hourly_price"),
             monthly_price=_prices(body.get("monthly_price", {}), regions, f"{name}.{spec}.monthly_price"),
         )
-        for spec, body in ((s, _mapping(b, f"{name}.{s}")) for s, b in _mapping(raw.get("specs"), name).items())
+        for spec, body in (
+            (s, _mapping(b, f"{name}.{s}")) for s, b in _mapping(raw.get("specs"), name).items()
+        )
     }
     if "mu" in plans and not specs:
         raise CatalogueError(f"{name}: plan mu needs at least one spec")

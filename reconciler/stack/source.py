@@ -30,6 +30,9 @@ _MAP, _SEQ, _STR, _MERGE, _TIMESTAMP = (f"{_YAML}{t}" for t in ("map", "seq", "s
 _SCALAR_TAGS = frozenset(f"{_YAML}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
 _ALLOWED_TAGS = "!!map, !!seq, !!str, !!int, !!float, !!bool, !!null"
 
+#: libyaml's parser when PyYAML was built with it (several times faster); both only compose nodes.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 #: Upper bound on values produced, so that nested aliases cannot expand without end.
 MAX_VALUES = 1_000_000
 
@@ -89,11 +92,15 @@ def read_yaml(path: Path, file: str) -> tuple[Document | None, list[Issue]]:
 def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Issue]]:
     """Parse YAML text; see :func:`read_yaml`."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or "syntax error"
+        if "another document" in problem:
+            return None, [
+                Issue(file, line, "", "invalid YAML: a stack file holds one document; found a second")
+            ]
         if exc.context and exc.context_mark is not None:
             problem = f"{problem} ({exc.context} at line {exc.context_mark.line + 1})"
         return None, [Issue(file, line, "", f"invalid YAML: {problem}")]
@@ -109,7 +116,7 @@ def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Issue]]:
     try:
         doc.data = converter.value(root, ())
     except _TooLarge:
-        return None, [Issue(file, None, "", f"the document expands to more than {MAX_VALUES} values")]
+        return None, [Issue(file, None, "", f"the document expands to more than {converter.limit} values")]
     except RecursionError:
         return None, [Issue(file, None, "", "the document is nested too deeply")]
     return doc, converter.issues
@@ -127,6 +134,7 @@ class _Converter:
         self.doc = doc
         self.issues: list[Issue] = []
         self.count = 0
+        self.limit = MAX_VALUES
         self.active: set[int] = set()
         self.constructor = SafeConstructor()
 
@@ -136,7 +144,7 @@ class _Converter:
 
     def value(self, node: Node, loc: Loc) -> Any:
         self.count += 1
-        if self.count > MAX_VALUES:
+        if self.count > self.limit:
             raise _TooLarge
         line = node.start_mark.line + 1
         if isinstance(node, ScalarNode):

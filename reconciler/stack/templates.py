@@ -128,7 +128,9 @@ def analyse(source: str) -> Analysis:
         tree = ENVIRONMENT.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateError(_syntax_message(exc, source)) from None
-    names = {"var", "env", *SECTIONS} & meta.find_undeclared_variables(tree)
+    names = {n.name for n in tree.find_all(nodes.Name)} & {"var", "env", *SECTIONS}
+    if names & set(SECTIONS):  # exact but costly (it generates code): only when it can matter
+        names &= meta.find_undeclared_variables(tree)
     read: set[str] = set()  # "endpoints.infer", "var.region"
     keyed: set[int] = set()  # Name nodes read as name.<key> or name['key']
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ outputs:
 
 def test_resolve_with_known_attributes(load: Load) -> None:
     stack = load(STACK)
-    attributes = {
+    attributes: dict[str, dict[str, Any]] = {
         "endpoints.infer": {"id": "ep-1"},
         "models.m": {"id": "m-1", "name": "m", "current_version": {"id": "v-9"}},
     }
@@ -55,7 +56,10 @@ def test_resolve_with_unknown_attributes(load: Load) -> None:
         "both": [UNKNOWN, {"nested": UNKNOWN}, 3],
         "plain": "text",
     }
-    partial = {"endpoints.infer": {"name": "infer"}, "models.m": {"id": UNKNOWN, "name": "m"}}
+    partial: dict[str, dict[str, Any]] = {
+        "endpoints.infer": {"name": "infer"},
+        "models.m": {"id": UNKNOWN, "name": "m"},
+    }
     assert resolve(stack.outputs["endpoint"], stack, partial) is UNKNOWN  # attribute missing
     assert resolve(stack.outputs["both"][1], stack, partial) == {"nested": UNKNOWN}
     description = stack.resources["endpoints.infer"].attrs["description"]
@@ -72,7 +76,9 @@ def test_referenced(load: Load) -> None:
     stack = load(STACK)
     assert referenced(stack.outputs) == {"endpoints.infer", "models.m"}
     assert referenced(stack.resources["endpoints.infer"].attrs) == {"models.m"}
-    assert referenced({"a": ("x", [Deferred("{{ workspaces.w.id }}", ("workspaces.w",))])}) == {"workspaces.w"}
+    assert referenced({"a": ("x", [Deferred("{{ workspaces.w.id }}", ("workspaces.w",))])}) == {
+        "workspaces.w"
+    }
     assert referenced("plain") == set()
 
 

@@ -26,7 +26,8 @@ endpoints:
 def test_unknown_field_with_did_you_mean(problems: Problems) -> None:
     text = ENDPOINT + "    reserverd_resource: {mu: {spec_code: a, min: 0, max: 1}}\n"
     assert problems(text) == [
-        "stacks/x.yaml:9: endpoints.infer.reserverd_resource: unknown field; did you mean 'reserved_resource'?"
+        "stacks/x.yaml:9: endpoints.infer.reserverd_resource: unknown field;"
+        " did you mean 'reserved_resource'?"
         " allowed: platform, workspace, name, description, type, reserved_resource,"
         " public_access, custom_image_id, lifecycle, depends_on"
     ]
@@ -56,34 +57,65 @@ def test_missing_stack_name(problems: Problems) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("    type: inferense", "type: 'inferense' is not allowed; did you mean 'inference'? allowed: inference,"
-         " service, ray, job, ray_service, sql, container_job, notebook"),
-        ("    name: 'bad/name'",
-         "name: 'bad/name' must be 1-64 characters: letters, digits, '-', '_', '.', space"),
-        ("    name: " + "n" * 65, f"name: '{'n' * 65}' is 65 characters; must be 1-64 characters: letters, digits,"
-         " '-', '_', '.', space"),
-        ("    name: 12", "name: must be a string (1-64 characters: letters, digits, '-', '_', '.', space), not a"
-         " number (quote it)"),
-        ("    description: \"it's <b>\"", "description: \"it's <b>\" contains \"'\"; must be at most 1024 characters,"
-         " none of !<>=&'\""),
+        (
+            "    type: inferense",
+            "type: 'inferense' is not allowed; did you mean 'inference'? allowed: inference,"
+            " service, ray, job, ray_service, sql, container_job, notebook",
+        ),
+        (
+            "    name: 'bad/name'",
+            "name: 'bad/name' must be 1-64 characters: letters, digits, '-', '_', '.', space",
+        ),
+        (
+            "    name: " + "n" * 65,
+            f"name: '{'n' * 65}' is 65 characters; must be 1-64 characters: letters, digits,"
+            " '-', '_', '.', space",
+        ),
+        (
+            "    name: 12",
+            "name: must be a string (1-64 characters: letters, digits, '-', '_', '.', space), not a"
+            " number (quote it)",
+        ),
+        (
+            '    description: "it\'s <b>"',
+            'description: "it\'s <b>" contains "\'"; must be at most 1024 characters, none of !<>=&\'"',
+        ),
         ("    public_access: maybe", "public_access: must be true or false, not 'maybe'"),
-        ("    custom_image_id: img_1", "custom_image_id: 'img_1' must be 1-36 characters: letters, digits, '-'"),
+        (
+            "    custom_image_id: img_1",
+            "custom_image_id: 'img_1' must be 1-36 characters: letters, digits, '-'",
+        ),
         ("    platform: zstack", "platform: 'zstack' is not allowed; allowed: fabric"),
         ("    depends_on: endpoints.x", "depends_on: must be a list, not a string"),
-        ("    depends_on: [infer]", "depends_on[0]: 'infer' must be an address like 'endpoints.infer'"
-         " (<section>.<key>)"),
-        ("    lifecycle: {prevent_destroy: yes, ignore_changes: ['a b']}",
-         "lifecycle.ignore_changes[0]: 'a b' must be a dotted attribute path like 'description'"),
-        ("    lifecycle: {prevent_destory: true}", "lifecycle.prevent_destory: unknown field; did you mean"
-         " 'prevent_destroy'? allowed: prevent_destroy, ignore_changes, create_before_destroy"),
-        ("    reserved_resource: {mu: {spec_code: s, min: 3, max: 2}}",
-         "reserved_resource.mu.max: must be >= min (3)"),
-        ("    reserved_resource: {mu: {spec_code: s, min: -1, max: 1001}}",
-         "reserved_resource.mu.max: must be an integer from 1 to 1000, not 1001"),
-        ("    reserved_resource: {mu: {spec_code: s, min: true, max: 1}}",
-         "reserved_resource.mu.min: must be an integer from 0 to 1000, not True"),
-        ("    reserved_resource: {apu: {spec_code: s, warm_up_num: 2, max_num: 1}}",
-         "reserved_resource.apu.max_num: must be >= warm_up_num (2)"),
+        (
+            "    depends_on: [infer]",
+            "depends_on[0]: 'infer' must be an address like 'endpoints.infer' (<section>.<key>)",
+        ),
+        (
+            "    lifecycle: {prevent_destroy: yes, ignore_changes: ['a b']}",
+            "lifecycle.ignore_changes[0]: 'a b' must be a dotted attribute path like 'description'",
+        ),
+        (
+            "    lifecycle: {prevent_destory: true}",
+            "lifecycle.prevent_destory: unknown field; did you mean"
+            " 'prevent_destroy'? allowed: prevent_destroy, ignore_changes, create_before_destroy",
+        ),
+        (
+            "    reserved_resource: {mu: {spec_code: s, min: 3, max: 2}}",
+            "reserved_resource.mu.max: must be >= min (3)",
+        ),
+        (
+            "    reserved_resource: {mu: {spec_code: s, min: -1, max: 1001}}",
+            "reserved_resource.mu.max: must be an integer from 1 to 1000, not 1001",
+        ),
+        (
+            "    reserved_resource: {mu: {spec_code: s, min: true, max: 1}}",
+            "reserved_resource.mu.min: must be an integer from 0 to 1000, not True",
+        ),
+        (
+            "    reserved_resource: {apu: {spec_code: s, warm_up_num: 2, max_num: 1}}",
+            "reserved_resource.apu.max_num: must be >= warm_up_num (2)",
+        ),
         ("    reserved_resource: [mu]", "reserved_resource: must be a mapping, not a list"),
     ],
 )
@@ -95,11 +127,15 @@ def test_endpoint_field_rules(problems: Problems, line: str, message: str) -> No
 
 
 def test_every_problem_is_reported_not_just_the_first(problems: Problems) -> None:
-    text = ENDPOINT + "    public_access: maybe\n    reserved_resource: {mu: {spec_code: s, min: -1, max: 0}}\n"
+    text = (
+        ENDPOINT + "    public_access: maybe\n    reserved_resource: {mu: {spec_code: s, min: -1, max: 0}}\n"
+    )
     assert problems(text) == [
         "stacks/x.yaml:9: endpoints.infer.public_access: must be true or false, not 'maybe'",
-        "stacks/x.yaml:10: endpoints.infer.reserved_resource.mu.max: must be an integer from 1 to 1000, not 0",
-        "stacks/x.yaml:10: endpoints.infer.reserved_resource.mu.min: must be an integer from 0 to 1000, not -1",
+        "stacks/x.yaml:10: endpoints.infer.reserved_resource.mu.max:"
+        " must be an integer from 1 to 1000, not 0",
+        "stacks/x.yaml:10: endpoints.infer.reserved_resource.mu.min:"
+        " must be an integer from 0 to 1000, not -1",
     ]
 
 
@@ -152,9 +188,14 @@ def test_fabric_deployment_fields(problems: Problems) -> None:
         "    config: {model_instance_config: {resource: {spec_code: s, min: 3, max: 2}}}\n"
     )
     found = problems(text)
-    assert "stacks/x.yaml:9: deployments.chat.source: unknown field; allowed: platform, workspace, endpoint," \
+    assert (
+        "stacks/x.yaml:9: deployments.chat.source: unknown field; allowed: platform, workspace, endpoint,"
         " model, name, description, config, lifecycle, depends_on" in found
-    assert "stacks/x.yaml:10: deployments.chat.config.model_instance_config.resource.max: must be >= min (3)" in found
+    )
+    assert (
+        "stacks/x.yaml:10: deployments.chat.config.model_instance_config.resource.max: must be >= min (3)"
+        in found
+    )
 
 
 def test_fabric_deployment_min_is_at_least_one(problems: Problems) -> None:
@@ -163,8 +204,10 @@ def test_fabric_deployment_min_is_at_least_one(problems: Problems) -> None:
         "    config:\n      model_instance_config:\n        resource:\n          spec_code: s\n"
         "          min: 0\n          max: 2\n"
     )
-    assert "stacks/x.yaml:13: deployments.chat.config.model_instance_config.resource.min: must be an integer" \
+    assert (
+        "stacks/x.yaml:13: deployments.chat.config.model_instance_config.resource.min: must be an integer"
         " from 1 to 1000, not 0" in problems(text)
+    )
 
 
 @pytest.mark.parametrize(
@@ -173,16 +216,29 @@ def test_fabric_deployment_min_is_at_least_one(problems: Problems) -> None:
         ("fabric: {url: ftp://x}", "providers.fabric.url: 'ftp://x' must be 'embedded' or an http(s) URL"),
         ("fabric: {token: t}", "providers.fabric.url: field required"),
         ("fabric: {url: embedded, ak: a}", "providers.fabric: ak and sk go together: set both or neither"),
-        ("fabric: {url: embedded, timeout: 0}", "providers.fabric.timeout: must be a number greater than 0, not 0"),
-        ("fabric: {url: embedded, max_in_flight: 1.5}",
-         "providers.fabric.max_in_flight: must be an integer from 1 to 10000, not a number"),
-        ("fabric: {url: embedded, tokn: x}", "providers.fabric.tokn: unknown field; did you mean 'token'? allowed:"
-         " timeout, max_requests_per_second, max_in_flight, url, ep_url, token, ak, sk, project_id, region"),
-        ("modelstudio: {url: embedded, api_key: k, zone_uuid: z}",
-         "providers.modelstudio.zone_uuid: unknown field; allowed: timeout, max_requests_per_second,"
-         " max_in_flight, url, api_key, region, workspace"),
-        ("zstak: {url: embedded}", "providers.zstak: unknown field; did you mean 'zstack'? allowed: fabric,"
-         " modelstudio, zstack"),
+        (
+            "fabric: {url: embedded, timeout: 0}",
+            "providers.fabric.timeout: must be a number greater than 0, not 0",
+        ),
+        (
+            "fabric: {url: embedded, max_in_flight: 1.5}",
+            "providers.fabric.max_in_flight: must be an integer from 1 to 10000, not a number",
+        ),
+        (
+            "fabric: {url: embedded, tokn: x}",
+            "providers.fabric.tokn: unknown field; did you mean 'token'? allowed:"
+            " timeout, max_requests_per_second, max_in_flight, url, ep_url,"
+            " token, ak, sk, project_id, region",
+        ),
+        (
+            "modelstudio: {url: embedded, api_key: k, zone_uuid: z}",
+            "providers.modelstudio.zone_uuid: unknown field; allowed: timeout, max_requests_per_second,"
+            " max_in_flight, url, api_key, region, workspace",
+        ),
+        (
+            "zstak: {url: embedded}",
+            "providers.zstak: unknown field; did you mean 'zstack'? allowed: fabric, modelstudio, zstack",
+        ),
     ],
 )
 def test_provider_blocks(problems: Problems, block: str, message: str) -> None:
@@ -194,7 +250,8 @@ def test_provider_blocks_are_typed(load: Callable[..., object]) -> None:
         "stack: t\nproviders:\n"
         "  fabric: {url: 'https://fabric.cn-north-4.myhuaweicloud.com', ep_url: 'http://x:1', ak: a, sk: b,"
         " timeout: 5, max_in_flight: 8}\n"
-        "  modelstudio: {url: embedded, api_key: k}\n  zstack: {url: 'http://z:8080', account: admin, password: p}\n"
+        "  modelstudio: {url: embedded, api_key: k}\n"
+        "  zstack: {url: 'http://z:8080', account: admin, password: p}\n"
     )
     assert stack.providers["fabric"]["timeout"] == 5.0  # type: ignore[attr-defined]
     assert stack.providers["zstack"] == {"url": "http://z:8080", "account": "admin", "password": "p"}  # type: ignore[attr-defined]
@@ -220,9 +277,11 @@ def test_backend_postgres_keeps_its_yaml_names(load: Callable[..., object]) -> N
 
 def test_variable_and_output_names(problems: Problems) -> None:
     assert problems("stack: t\nvariables: {my-var: 1}\noutputs: {2x: a}\n") == [
-        "stacks/x.yaml:2: variables.my-var: 'my-var' must be 1-64 characters: letters, digits, '_', not starting"
+        "stacks/x.yaml:2: variables.my-var: 'my-var' must be 1-64 characters:"
+        " letters, digits, '_', not starting"
         " with a digit",
-        "stacks/x.yaml:3: outputs.2x: '2x' must be 1-64 characters: letters, digits, '_', not starting with a digit",
+        "stacks/x.yaml:3: outputs.2x: '2x' must be 1-64 characters:"
+        " letters, digits, '_', not starting with a digit",
     ]
 
 

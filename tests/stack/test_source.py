@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import StackError
-from reconciler.stack import load_stack
+from reconciler.stack import load_stack, source
 from reconciler.stack.source import format_loc, parse_yaml, read_yaml
 
 Problems = Callable[..., list[str]]
@@ -41,7 +41,8 @@ def test_python_tags_are_rejected_without_running_anything(problems: Problems, t
 
 def test_custom_tags_are_rejected(problems: Problems) -> None:
     assert problems("stack: !secret t\n") == [
-        "stacks/x.yaml:1: stack: unsupported YAML tag '!secret'; allowed: !!map, !!seq, !!str, !!int, !!float,"
+        "stacks/x.yaml:1: stack: unsupported YAML tag '!secret';"
+        " allowed: !!map, !!seq, !!str, !!int, !!float,"
         " !!bool, !!null"
     ]
 
@@ -84,8 +85,14 @@ def test_missing_file_is_an_issue(write: Callable[..., str]) -> None:
     ("text", "message"),
     [
         ("", "stacks/x.yaml:1: the file is empty; expected a mapping with 'stack' and the sections"),
-        ("- a\n- b\n", "stacks/x.yaml:1: the file is a list; expected a mapping with 'stack' and the sections"),
-        ("just text\n", "stacks/x.yaml:1: the file is a string; expected a mapping with 'stack' and the sections"),
+        (
+            "- a\n- b\n",
+            "stacks/x.yaml:1: the file is a list; expected a mapping with 'stack' and the sections",
+        ),
+        (
+            "just text\n",
+            "stacks/x.yaml:1: the file is a string; expected a mapping with 'stack' and the sections",
+        ),
     ],
 )
 def test_top_level_must_be_a_mapping(problems: Problems, text: str, message: str) -> None:
@@ -133,12 +140,20 @@ def test_recursive_alias_is_an_issue_not_a_crash() -> None:
     assert [str(i) for i in issues] == ["f.yaml:1: a[1]: an alias refers to a value that contains it"]
 
 
-def test_alias_bomb_is_bounded() -> None:
+def test_alias_bomb_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source, "MAX_VALUES", 10_000)
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
-    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]  # 10**9 values
     doc, issues = parse_yaml("\n".join(lines) + "\n", "f.yaml")
     assert doc is None
-    assert [str(i) for i in issues] == ["f.yaml: the document expands to more than 1000000 values"]
+    assert [str(i) for i in issues] == ["f.yaml: the document expands to more than 10000 values"]
+
+
+def test_a_second_document_is_an_error() -> None:
+    _, issues = parse_yaml("stack: a\n---\nstack: b\n", "f.yaml")
+    assert [str(i) for i in issues] == [
+        "f.yaml:2: invalid YAML: a stack file holds one document; found a second"
+    ]
 
 
 def test_read_yaml_accepts_a_bom(tmp_path: Path) -> None:

@@ -61,12 +61,16 @@ def test_undeclared_name_in_a_var_file_is_an_error(problems: Problems, tmp_path:
 
 def test_var_file_must_be_a_mapping(problems: Problems, tmp_path: Path) -> None:
     (tmp_path / "v.yaml").write_text("- a\n")
-    assert problems(STACK, var_files=["v.yaml"]) == ["v.yaml:1: a var file must be a mapping of variable names to values"]
+    assert problems(STACK, var_files=["v.yaml"]) == [
+        "v.yaml:1: a var file must be a mapping of variable names to values"
+    ]
 
 
 def test_variable_without_value_must_be_given(problems: Problems, load: Load) -> None:
     text = "stack: t\nvariables:\n  env: null\nworkspaces:\n  main: {name: '{{ var.env }}'}\n"
-    assert problems(text) == ["stacks/x.yaml:3: variables.env: no value: pass --var env=... or set it in a --var-file"]
+    assert problems(text) == [
+        "stacks/x.yaml:3: variables.env: no value: pass --var env=... or set it in a --var-file"
+    ]
     assert name_of(load(text, variables={"env": "x"})) == "x"
 
 
@@ -95,7 +99,10 @@ def test_env_defaults_to_os_environ(write: Callable[..., str], monkeypatch: pyte
 
 
 def test_variable_defaults_may_use_env_but_not_var(load: Load, problems: Problems) -> None:
-    text = "stack: t\nvariables:\n  region: \"{{ env.REGION | default('cn') }}\"\nworkspaces:\n  main: {name: '{{ var.region }}'}\n"
+    text = (
+        "stack: t\nvariables:\n  region: \"{{ env.REGION | default('cn') }}\"\n"
+        "workspaces:\n  main: {name: '{{ var.region }}'}\n"
+    )
     assert name_of(load(text)) == "cn"
     assert name_of(load(text, env={"REGION": "eu"})) == "eu"
     bad = "stack: t\nvariables:\n  a: x\n  b: '{{ var.a }}'\n"
@@ -106,7 +113,9 @@ def test_variable_defaults_may_use_env_but_not_var(load: Load, problems: Problem
 
 def test_undefined_variable(problems: Problems) -> None:
     text = STACK + "  other: {name: '{{ var.nope }}'}\n"
-    assert problems(text) == ["stacks/x.yaml:5: workspaces.other.name: undefined variable 'var.nope'; defined: env, region"]
+    assert problems(text) == [
+        "stacks/x.yaml:5: workspaces.other.name: undefined variable 'var.nope'; defined: env, region"
+    ]
 
 
 def test_undefined_nested_variable_and_top_level_name(problems: Problems) -> None:
@@ -148,7 +157,9 @@ def test_sandbox_names_the_unsafe_attribute(problems: Problems) -> None:
 
 
 def test_huge_values_are_refused(problems: Problems) -> None:
-    text = "stack: t\nworkspaces:\n  main: {name: \"{{ 'a' * 100000000 }}\"}\n  b: {name: '{{ 9 ** 99999 }}'}\n"
+    text = (
+        "stack: t\nworkspaces:\n  main: {name: \"{{ 'a' * 100000000 }}\"}\n  b: {name: '{{ 9 ** 99999 }}'}\n"
+    )
     assert problems(text) == [
         "stacks/x.yaml:3: workspaces.main.name: rejected by the template sandbox: '*' would build a value"
         " longer than 1000000",
@@ -166,7 +177,8 @@ def test_template_syntax_error(problems: Problems) -> None:
 def test_other_template_failures_are_reported(problems: Problems) -> None:
     text = "stack: t\nworkspaces:\n  main: {name: '{{ 1 // 0 }}'}\n"
     assert problems(text) == [
-        "stacks/x.yaml:3: workspaces.main.name: template failed: ZeroDivisionError: integer division or modulo by zero"
+        "stacks/x.yaml:3: workspaces.main.name: template failed:"
+        " ZeroDivisionError: integer division or modulo by zero"
     ]
 
 
@@ -225,18 +237,24 @@ def test_undefined_variable_inside_a_deferred_template_is_found_at_load(problems
       main: {name: main}
       b: {name: b, description: "{{ workspaces.main.id }}-{{ var.nope }}"}
     """
-    assert problems(text) == ["stacks/x.yaml:4: workspaces.b.description: undefined variable 'var.nope'; defined: none"]
+    assert problems(text) == [
+        "stacks/x.yaml:4: workspaces.b.description: undefined variable 'var.nope'; defined: none"
+    ]
 
 
 def test_reference_to_a_missing_resource(problems: Problems) -> None:
     text = "stack: t\nworkspaces:\n  main: {name: main, description: '{{ workspaces.mian.id }}'}\n"
     assert problems(text) == [
-        "stacks/x.yaml:3: workspaces.main.description: no workspace 'mian' in workspaces; did you mean 'main'?"
+        "stacks/x.yaml:3: workspaces.main.description: no workspace 'mian' in workspaces;"
+        " did you mean 'main'?"
     ]
 
 
 def test_dynamic_resource_access_is_an_error(problems: Problems) -> None:
-    text = "stack: t\nvariables: {w: main}\nworkspaces:\n  main: {name: main, description: '{{ workspaces[var.w].id }}'}\n"
+    text = (
+        "stack: t\nvariables: {w: main}\nworkspaces:\n"
+        "  main: {name: main, description: '{{ workspaces[var.w].id }}'}\n"
+    )
     assert problems(text) == [
         "stacks/x.yaml:4: workspaces.main.description: 'workspaces' can only be read as"
         " workspaces.<key>.<attribute> (e.g. {{ endpoints.infer.id }}), with a literal key"
@@ -254,13 +272,17 @@ def test_references_are_not_allowed_outside_resources_and_outputs(problems: Prob
       infer: {workspace: "{{ workspaces.main.id }}", name: i, type: inference}
     """
     assert problems(text) == [
-        "stacks/x.yaml:3: providers.fabric.token: cannot reference resources here; only var and env can be used",
-        "stacks/x.yaml:7: endpoints.infer.workspace: cannot reference resources here; only var and env can be used",
+        "stacks/x.yaml:3: providers.fabric.token:"
+        " cannot reference resources here; only var and env can be used",
+        "stacks/x.yaml:7: endpoints.infer.workspace:"
+        " cannot reference resources here; only var and env can be used",
     ]
 
 
 def test_analysis_finds_refs_and_inputs() -> None:
-    analysis = analyse("{{ endpoints.infer.id }}{{ var.env }}{{ env.HOME }}{% for x in models.m.tags %}{% endfor %}")
+    analysis = analyse(
+        "{{ endpoints.infer.id }}{{ var.env }}{{ env.HOME }}{% for x in models.m.tags %}{% endfor %}"
+    )
     assert analysis.refs == ("endpoints.infer", "models.m")
     assert analysis.inputs == ("env.HOME", "var.env")
     assert analysis.deferred and analysis.problem is None
