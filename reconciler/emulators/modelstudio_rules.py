@@ -79,12 +79,16 @@ async def read_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         raise invalid("The request body is required.")
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = json.loads(raw, parse_constant=_not_json)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise invalid(f"The request body is not valid JSON: {exc}.") from exc
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.")
     return body
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 def page(query: QueryParams, *, max_size: int) -> tuple[int, int]:

@@ -67,18 +67,71 @@ GROUP_TYPES = ("VirtualMachine", "Container")
 DELETE_MODES = ("Permissive", "Enforcing")
 BUSY_STATUSES = frozenset({"Deploying", "ServiceBootingUp", "Deleting"})
 ADD_ONLY = ("modelCenterUuid", "installPath", "system", "condaVersion", "zoneUuid")
-GROUP_FIXED = ("zoneUuid", "type", "modelUuid", "cpuNum", "memorySize", "modelServiceUuid", "modelServiceGroupUuids")
+GROUP_FIXED = (
+    "zoneUuid",
+    "type",
+    "modelUuid",
+    "cpuNum",
+    "memorySize",
+    "modelServiceUuid",
+    "modelServiceGroupUuids",
+)
 
 SERVICE_FIELDS = frozenset(
-    "uuid name description readme yaml requestCpu requestMemory modelCenterUuid type framework source size "
-    "system hasNewVersion gpuComputeCapability installPath pythonVersion condaVersion version startCommand "
-    "containerCommand containerArgs supportDistributed cpuArchitectures vendorToSpecUuidsMap "
-    "modelServiceRefs modelServiceImages createDate lastOpDate".split()
+    {
+        "uuid",
+        "name",
+        "description",
+        "readme",
+        "yaml",
+        "requestCpu",
+        "requestMemory",
+        "modelCenterUuid",
+        "type",
+        "framework",
+        "source",
+        "size",
+        "system",
+        "hasNewVersion",
+        "gpuComputeCapability",
+        "installPath",
+        "pythonVersion",
+        "condaVersion",
+        "version",
+        "startCommand",
+        "containerCommand",
+        "containerArgs",
+        "supportDistributed",
+        "cpuArchitectures",
+        "vendorToSpecUuidsMap",
+        "modelServiceRefs",
+        "modelServiceImages",
+        "createDate",
+        "lastOpDate",
+    }
 )
 GROUP_FIELDS = frozenset(
-    "uuid name description modelServiceUuid modelUuid status type modelServiceType yaml zoneUuid cpuNum "
-    "memorySize environmentVariables startupParameters modelServiceGroupUuids instances supportMetrics "
-    "createDate lastOpDate".split()
+    {
+        "uuid",
+        "name",
+        "description",
+        "modelServiceUuid",
+        "modelUuid",
+        "status",
+        "type",
+        "modelServiceType",
+        "yaml",
+        "zoneUuid",
+        "cpuNum",
+        "memorySize",
+        "environmentVariables",
+        "startupParameters",
+        "modelServiceGroupUuids",
+        "instances",
+        "supportMetrics",
+        "createDate",
+        "lastOpDate",
+    }
 )
 CATALOGUE_FIELDS = frozenset(k for obj in (*ZONES, *MODEL_CENTERS, *MODELS) for k in obj)
 
@@ -302,7 +355,9 @@ def update_group(cloud: ZStackCloud, call: Call) -> JsonObject:
             f"model service instance group[uuid:{group['uuid']}] is {group['status']}; "
             "wait until it is Running, then try again"
         )
-    restart = any(key in changes and changes[key] != group[key] for key in ("environmentVariables", "startupParameters"))
+    restart = any(
+        key in changes and changes[key] != group[key] for key in ("environmentVariables", "startupParameters")
+    )
     group.update(changes)
     cloud.stamp(group)
     if restart:
@@ -406,7 +461,9 @@ def _write_only(fields: Fields) -> JsonObject:
 def _delete_mode(call: Call) -> str:
     mode = call.request.query_params.get("deleteMode") or "Permissive"
     if mode not in DELETE_MODES:
-        raise invalid_argument(f"valid value for field[deleteMode] are {list(DELETE_MODES)}, but {mode} found")
+        raise invalid_argument(
+            f"valid value for field[deleteMode] are {list(DELETE_MODES)}, but {mode} found"
+        )
     return mode
 
 

@@ -245,7 +245,7 @@ class ZStackCloud:
     def open_session(self) -> JsonObject:
         now = self.now()
         expires = now + self.settings.session_ttl_seconds
-        session = {
+        session: JsonObject = {
             "uuid": new_uuid(),
             "accountUuid": ADMIN_ACCOUNT_UUID,
             "userUuid": ADMIN_ACCOUNT_UUID,
@@ -271,10 +271,13 @@ class ZStackCloud:
         error: Mapping[str, Any] | None = None,
         done_at: float | None = None,
     ) -> JsonObject:
-        """A job answering ``{"inventory": <target>}`` (``result`` names its collection),
-        nothing (``result=None``), or ``error``; done at ``done_at`` (default: one step later)."""
+        """A job answering ``{"inventory": <target>}`` (``result`` names its collection).
+
+        With ``result=None`` it answers nothing, with ``error`` that error; it is
+        done at ``done_at`` (default: one ``provision_seconds`` from now).
+        """
         snapshot = self.view_of(result, target) if result and target else None
-        job = {
+        job: JsonObject = {
             "uuid": new_uuid(),
             "_done_at": self.later() if done_at is None else done_at,
             "_result": result,

@@ -49,7 +49,11 @@ class ZStackError(ApiError):
 
     @property
     def error(self) -> dict[str, Any]:
-        return {"code": self.code, "description": DESCRIPTIONS.get(self.code, self.code), "details": self.details}
+        return {
+            "code": self.code,
+            "description": DESCRIPTIONS.get(self.code, self.code),
+            "details": self.details,
+        }
 
     def response(self) -> Response:
         return JSONResponse({"error": self.error}, status_code=self.status_code)
@@ -84,9 +88,7 @@ def operation_failed(details: str) -> ZStackError:
 
 
 def invalid_session(session_uuid: str | None) -> ZStackError:
-    return ZStackError(
-        "ID.1001", f"session[uuid:{session_uuid}] does not exist or has expired; log in again"
-    )
+    return ZStackError("ID.1001", f"session[uuid:{session_uuid}] does not exist or has expired; log in again")
 
 
 def authentication_failed() -> ZStackError:

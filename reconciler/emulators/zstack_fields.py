@@ -110,7 +110,9 @@ class Fields:
         value = self._value(name, False)
         if value is _MISSING:
             return None
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
             raise self._wrong(name, value, "a list of integers")
         return list(value)
 

@@ -89,7 +89,9 @@ def answer(
     selected = [(raw, shown) for raw, shown in rows if all(_matches(shown, c) for c in query.conditions)]
     if query.sort_by:
         key = query.sort_by
-        selected.sort(key=lambda pair: _sort_key(pair[0].get(f"_{key}", pair[1].get(key))), reverse=query.descending)
+        selected.sort(
+            key=lambda pair: _sort_key(pair[0].get(f"_{key}", pair[1].get(key))), reverse=query.descending
+        )
     if query.count:
         return {"total": len(selected)}
     page = [shown for _, shown in selected[query.start : query.start + query.limit]]

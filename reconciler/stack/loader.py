@@ -233,9 +233,11 @@ class _Loader:
                         self.report((section, key, field), self.missing(target, value))
                 depends_on = raw.get("depends_on")
                 for i, address in enumerate(depends_on if isinstance(depends_on, list) else ()):
+                    if not isinstance(address, str):
+                        continue
                     if address in self.addresses:
                         needs.add(address)
-                    elif isinstance(address, str):
+                    else:
                         hint = models.suggestion(address, sorted(self.addresses))
                         self.report((section, key, "depends_on", i), f"no resource {address!r}{hint}")
         for loc, value in deferred:
