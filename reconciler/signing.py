@@ -270,9 +270,7 @@ def verify(
             f"signature time:{date_text},server time:{format_date(current)}",
             ak=auth.access,
         )
-    canonical = canonical_request(
-        method, url_path, parse_query(query), lowered, auth.signed_headers, body
-    )
+    canonical = canonical_request(method, url_path, parse_query(query), lowered, auth.signed_headers, body)
     expected = signature(sk, string_to_sign(canonical, date_text))
     if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
         raise SignatureError("mismatch", "verify aksk signature fail", ak=auth.access)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from reconciler.emulators.config import EmulatorConfig
 from reconciler.emulators.envelope import ApiError, FabricError
 from reconciler.emulators.fabric import fabric_routes
+from reconciler.emulators.faults import FaultInjector, quiet_dropped_connections
 from reconciler.emulators.store import Store
 
 
@@ -30,6 +32,7 @@ def build_app(config: EmulatorConfig) -> Starlette:
             HTTPException: _answer_http_exception,
             500: _answer_internal_error,
         },
+        middleware=[Middleware(FaultInjector, settings=config.faults)],  # passes through when inactive
     )
     app.state.store = store
     app.state.config = config
@@ -40,6 +43,7 @@ def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 8080) -> 
     """Run the emulators until interrupted."""
     import uvicorn
 
+    quiet_dropped_connections()
     uvicorn.run(build_app(config), host=host, port=port, log_level="warning")
 
 

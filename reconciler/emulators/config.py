@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from reconciler.emulators.faults import FaultSettings
 
 
 @dataclass
@@ -19,9 +21,17 @@ class EmulatorConfig:
     ``data_file``: when set, the emulated cloud is loaded from and saved to this
     JSON file, so it outlives the process (an embedded emulator between CLI runs).
     ``clock``: seconds since the epoch; inject a fake one to move time by hand.
+    ``fabric_ak`` / ``fabric_sk``: an access key pair the Fabric emulator also
+    accepts, as SDK-HMAC-SHA256 signed requests (both must be set; ``X-Sdk-Date``
+    must lie within 15 minutes of ``clock``).
+    ``faults``: injected failures (errors, throttling, dropped and lost answers,
+    latency, failed provisioning); see :mod:`reconciler.emulators.faults`.
     """
 
     fabric_token: str = "emulator-token"
     provision_seconds: float = 1.0
     data_file: Path | None = None
     clock: Callable[[], float] = time.time
+    fabric_ak: str | None = None
+    fabric_sk: str | None = field(default=None, repr=False)
+    faults: FaultSettings = field(default_factory=FaultSettings)

@@ -5,7 +5,8 @@ models and specs; ``fabric-ep`` for service instances and invocations); their
 paths do not overlap, so one server answers both and a provider may point both
 base URLs at it.
 
-Every route goes through :func:`_route`, the one place that authenticates,
+Every route goes through :func:`_route`, the one place that authenticates
+(an IAM token or an AK/SK signature, see ``fabric_auth``),
 parses the body, takes the store's lock, settles due transitions, runs the
 handler and saves (unless it raised, or it only read and nothing settled).
 Handlers live in ``fabric_control`` and ``fabric_serving``.
@@ -13,7 +14,6 @@ Handlers live in ``fabric_control`` and ``fabric_serving``.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 
 from starlette.requests import Request
@@ -23,7 +23,8 @@ from starlette.routing import Route
 from reconciler.emulators import fabric_control as control
 from reconciler.emulators import fabric_serving as serving
 from reconciler.emulators.config import EmulatorConfig
-from reconciler.emulators.envelope import FabricError, read_json_object
+from reconciler.emulators.envelope import read_json_object
+from reconciler.emulators.fabric_auth import authenticate
 from reconciler.emulators.fabric_cloud import Call, FabricCloud
 from reconciler.emulators.store import Store
 
@@ -61,18 +62,6 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
 )
 
 
-def authenticate(request: Request, config: EmulatorConfig) -> None:
-    """The one gate every Fabric request passes: an IAM token today; AK/SK signing joins here."""
-    token = request.headers.get("X-Auth-Token")
-    if token is None or not hmac.compare_digest(token.encode(), config.fabric_token.encode()):
-        raise FabricError(
-            401,
-            "APIG.1002",
-            "Incorrect token or token resolution failed",
-            "Send a valid IAM token in the X-Auth-Token header.",
-        )
-
-
 def fabric_routes(config: EmulatorConfig, store: Store) -> list[Route]:
     """Every Fabric route, answering from the ``fabric.*`` collections of ``store``."""
     cloud = FabricCloud(config, store)
@@ -81,7 +70,7 @@ def fabric_routes(config: EmulatorConfig, store: Store) -> list[Route]:
 
 def _route(cloud: FabricCloud, path: str, method: str, handler: Handler) -> Route:
     async def endpoint(request: Request) -> Response:
-        authenticate(request, cloud.config)
+        await authenticate(request, cloud.config)
         body = await read_json_object(request) if method in ("POST", "PUT") else {}
         with cloud.store.locked():
             settled = cloud.settle()

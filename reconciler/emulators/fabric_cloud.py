@@ -32,6 +32,11 @@ status   error_code                  when
                                      reserved resources
 500      common.00000500             a bug in the emulator
 =======  ==========================  ==============================================
+
+An endpoint or service instance whose name matches a ``fail_provisioning``
+glob (:class:`~reconciler.emulators.faults.FaultSettings`) ends its creation in
+CREATE_FAILED (endpoint) or FAILED (instance), with ``error_code``
+``dataartsfabric.00010040`` and ``error_msg`` "insufficient resources: ...".
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from starlette.responses import Response
 
 from reconciler.emulators import lifecycle
 from reconciler.emulators.config import EmulatorConfig
-from reconciler.emulators.envelope import FabricError, fabric_response, not_found_status
+from reconciler.emulators.envelope import FabricError, fabric_response, invalid_input, not_found_status
 from reconciler.emulators.fabric_validation import page
 from reconciler.emulators.store import Collection, JsonObject, Store
 
@@ -144,6 +149,18 @@ def in_use(what: str, users: Iterable[str]) -> FabricError:
     )
 
 
+PROVISIONING_FAILED = "dataartsfabric.00010040"
+
+
+def provisioning_failure(status: str, name: str) -> JsonObject:
+    """The fields an object ends with when the region has no capacity to provision it."""
+    return {
+        "status": status,
+        "error_code": PROVISIONING_FAILED,
+        "error_msg": f"insufficient resources: the region has no capacity left to provision {name}",
+    }
+
+
 def capacity_exceeded(message: str) -> FabricError:
     return FabricError(
         400,
@@ -192,8 +209,16 @@ class FabricCloud:
         endpoints = lifecycle.settle(self.endpoints, now)
         return instances or endpoints
 
-    def begin(self, obj: JsonObject, status: str, then: str | None) -> None:
-        lifecycle.begin(obj, status, then, now=self.now(), seconds=self.config.provision_seconds)
+    def begin(self, obj: JsonObject, status: str, then: str | None, *, failed: str | None = None) -> None:
+        """Start a transition; it ends in ``failed`` instead of ``then`` when provisioning
+        ``obj`` is set to fail (its name matches ``config.faults.fail_provisioning``)."""
+        fail = None
+        if failed is not None and lifecycle.provisioning_fails(
+            self.config.faults.fail_provisioning, obj.get("name")
+        ):
+            fail = provisioning_failure(failed, str(obj["name"]))
+        seconds = self.config.provision_seconds
+        lifecycle.begin(obj, status, then, now=self.now(), seconds=seconds, fail=fail)
 
     def workspace(self, call: Call) -> JsonObject:
         workspace_id = call.param("workspace_id")
@@ -242,6 +267,27 @@ Filter = Callable[[JsonObject, str], bool]
 
 def field_equals(field: str) -> Filter:
     return lambda obj, wanted: str(obj.get(field)) == wanted
+
+
+def ordered(
+    call: Call,
+    objects: list[JsonObject],
+    keys: Mapping[str, Callable[[JsonObject], Any]],
+    *,
+    default_sort: str | None,
+    default_order: str,
+) -> list[JsonObject]:
+    """``objects`` in the order ``sort_by`` / ``order_by`` ask for (case-insensitive, as the SDK
+    spells them: ``CREATE_TIME``, ``ASC`` / ``DESC``); ties keep creation order."""
+    sort_by = (call.query.get("sort_by") or default_sort or "").upper() or None
+    order_by = (call.query.get("order_by") or default_order).upper()
+    if sort_by is not None and sort_by not in keys:
+        raise invalid_input(f"sort_by must be one of {', '.join(keys)} (got {call.query.get('sort_by')!r}).")
+    if order_by not in ("ASC", "DESC"):
+        raise invalid_input(f"order_by must be ASC or DESC (got {call.query.get('order_by')!r}).")
+    if sort_by is None:
+        return objects[::-1] if order_by == "DESC" else objects
+    return sorted(objects, key=keys[sort_by], reverse=order_by == "DESC")
 
 
 def listing(

@@ -9,16 +9,16 @@ the cloud as it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from starlette.responses import Response
 
 from reconciler.emulators import fabric_validation as rules
-from reconciler.emulators.envelope import FabricError, fabric_response, invalid_input, not_found_status
+from reconciler.emulators.envelope import FabricError, fabric_response, not_found_status
 from reconciler.emulators.fabric_cloud import (
     OWNER,
     RUNNING,
-    USER,
     VISIBILITY,
     Call,
     FabricCloud,
@@ -28,6 +28,7 @@ from reconciler.emulators.fabric_cloud import (
     in_use,
     listing,
     not_updatable,
+    ordered,
     public,
     reference_missing,
 )
@@ -135,7 +136,7 @@ def create_endpoint(cloud: FabricCloud, call: Call) -> Response:
         "error_msg": None,
         "_workspace_id": workspace["id"],
     }
-    cloud.begin(endpoint, "CREATING", RUNNING)
+    cloud.begin(endpoint, "CREATING", RUNNING, failed="CREATE_FAILED")
     cloud.endpoints[endpoint["id"]] = endpoint
     return fabric_response(endpoint_view(call)(endpoint), status_code=201)
 
@@ -226,7 +227,13 @@ def model_view(model: JsonObject) -> JsonObject:
 
 
 def _new_version(cloud: FabricCloud, fields: JsonObject) -> JsonObject:
-    return {"id": cloud.store.new_id(), **fields, "create_time": cloud.timestamp()}
+    """A model version as the SDK's ``ModelVersionInfo`` reads it (``cap_white_list`` left out)."""
+    return {
+        "id": cloud.store.new_id(),
+        **fields,
+        "create_time": cloud.timestamp(),
+        "create_user": dict(OWNER),
+    }
 
 
 def create_model(cloud: FabricCloud, call: Call) -> Response:
@@ -243,8 +250,8 @@ def create_model(cloud: FabricCloud, call: Call) -> Response:
         "type": fields["type"],
         "create_time": now,
         "update_time": now,
-        "create_user": dict(USER),
-        "update_user": dict(USER),
+        "create_user": dict(OWNER),
+        "update_user": dict(OWNER),
         "_workspace_id": workspace["id"],
         "_versions": [version],
         "_current_version_id": version["id"],
@@ -253,20 +260,18 @@ def create_model(cloud: FabricCloud, call: Call) -> Response:
     return fabric_response({"id": model["id"], "version_id": version["id"]}, status_code=201)
 
 
-SORTABLE = ("create_time", "update_time", "name")
+MODEL_ORDERS: Mapping[str, Callable[[JsonObject], Any]] = {
+    "CREATE_TIME": lambda model: str(model["create_time"]),
+    "UPDATE_TIME": lambda model: str(model["update_time"]),
+    "NAME": lambda model: str(model["name"]),
+}
 
 
 def list_models(cloud: FabricCloud, call: Call) -> Response:
+    """Newest first unless asked otherwise: the SDK documents CREATE_TIME and DESC as the defaults."""
     workspace = cloud.workspace(call)
     models = cloud.within(cloud.models, workspace["id"])
-    sort_by = call.query.get("sort_by") or None
-    order_by = (call.query.get("order_by") or "asc").lower()
-    if sort_by is not None and sort_by not in SORTABLE:
-        raise invalid_input(f"sort_by must be one of {', '.join(SORTABLE)} (got {sort_by!r}).")
-    if order_by not in ("asc", "desc"):
-        raise invalid_input(f"order_by must be asc or desc (got {order_by!r}).")
-    if sort_by is not None or order_by == "desc":
-        models.sort(key=lambda model: str(model[sort_by or "create_time"]), reverse=order_by == "desc")
+    models = ordered(call, models, MODEL_ORDERS, default_sort="CREATE_TIME", default_order="DESC")
     filters = {name: field_equals(name) for name in ("name", "id", "type", "visibility")}
     return listing(call, models, "models", filters, model_view)
 
@@ -289,7 +294,7 @@ def update_model(cloud: FabricCloud, call: Call) -> Response:
         model["_current_version_id"] = current
     model.update(changes)
     model["update_time"] = cloud.timestamp()
-    model["update_user"] = dict(USER)
+    model["update_user"] = dict(OWNER)
     return fabric_response(model_view(model))
 
 
@@ -306,7 +311,8 @@ def delete_model(cloud: FabricCloud, call: Call) -> Response:
 def list_model_versions(cloud: FabricCloud, call: Call) -> Response:
     workspace = cloud.workspace(call)
     model = cloud.owned(cloud.models, workspace["id"], call.param("model_id"))
-    return listing(call, model["_versions"], "versions", {"name": field_equals("name")})
+    filters = {"name": field_equals("name"), "version_id": field_equals("id")}
+    return listing(call, model["_versions"], "versions", filters)
 
 
 def delete_model_version(cloud: FabricCloud, call: Call) -> Response:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
@@ -29,6 +30,7 @@ from reconciler.emulators.fabric_cloud import (
     field_equals,
     listing,
     not_updatable,
+    ordered,
     reference_missing,
 )
 from reconciler.emulators.store import JsonObject
@@ -44,7 +46,6 @@ def instance_view(cloud: FabricCloud, call: Call) -> Callable[[JsonObject], Json
     now = cloud.now()
 
     def view(instance: JsonObject) -> JsonObject:
-        running_for = now - float(instance["_ready_at"]) if instance["status"] != "CREATING" else 0.0
         path = f"/v1/workspaces/{instance['_workspace_id']}/services/instances/{instance['id']}/invocations"
         return {
             "visibility": instance["visibility"],
@@ -56,7 +57,7 @@ def instance_view(cloud: FabricCloud, call: Call) -> Callable[[JsonObject], Json
             "status": instance["status"],
             "create_time": instance["create_time"],
             "update_time": instance["update_time"],
-            "duration": max(0, int(running_for)),
+            "duration": _running_for(instance, now),
             "create_user": dict(instance["create_user"]),
             "type": instance["type"],
             "update_user": dict(instance["update_user"]),
@@ -67,6 +68,13 @@ def instance_view(cloud: FabricCloud, call: Call) -> Callable[[JsonObject], Json
         }
 
     return view
+
+
+def _running_for(instance: JsonObject, now: float) -> int:
+    """Whole seconds since the instance first became RUNNING (0 while CREATING, or FAILED)."""
+    if instance["status"] in ("CREATING", "FAILED"):  # a FAILED instance never ran
+        return 0
+    return max(0, int(now - float(instance["_ready_at"])))
 
 
 def _check_capacity(cloud: FabricCloud, endpoint: JsonObject, wanted: int, instance_id: str | None) -> None:
@@ -132,7 +140,7 @@ def deploy_instance(cloud: FabricCloud, call: Call) -> Response:
         "_workspace_id": workspace["id"],
         "_ready_at": cloud.now() + cloud.config.provision_seconds,
     }
-    cloud.begin(instance, "CREATING", RUNNING)
+    cloud.begin(instance, "CREATING", RUNNING, failed="FAILED")
     cloud.instances[instance["id"]] = instance
     return fabric_response({"id": instance["id"]}, status_code=201)
 
@@ -144,10 +152,17 @@ def list_instances(cloud: FabricCloud, call: Call) -> Response:
         "name": field_equals("name"),
         "endpoint_id": field_equals("endpoint_id"),
         "type": field_equals("type"),
+        "visibility": field_equals("visibility"),
         "source_id": lambda instance, wanted: bool(instance["source"]["id"] == wanted),
         "version_id": lambda instance, wanted: bool(instance["source"]["version_id"] == wanted),
     }
     instances = cloud.within(cloud.instances, workspace["id"])
+    now = cloud.now()
+    orders: dict[str, Callable[[JsonObject], Any]] = {
+        "CREATE_TIME": lambda instance: str(instance["create_time"]),
+        "DURATION": lambda instance: _running_for(instance, now),
+    }
+    instances = ordered(call, instances, orders, default_sort=None, default_order="ASC")
     return listing(call, instances, "service_instances", filters, instance_view(cloud, call))
 
 

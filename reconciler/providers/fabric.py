@@ -5,6 +5,11 @@ service-instance host (``ep_url``). ``url: embedded`` runs the in-process
 emulator instead; its store is ``<state_dir>/emulator/fabric.json``, so the
 embedded "cloud" outlives one CLI run.
 
+Credentials: ``token`` (an IAM token, sent as ``X-Auth-Token``) or ``ak`` +
+``sk`` (+ optional ``project_id``, sent as ``X-Project-Id``): every request is
+then signed SDK-HMAC-SHA256 by :class:`~reconciler.providers.fabric_signing.AkSkAuth`.
+The token and the SK are scrubbed from every error message.
+
 Comparable attributes per kind (live objects are normalised to the shape
 :meth:`FabricProvider.desired` builds from the stack; only keys the stack sets):
 
@@ -24,7 +29,7 @@ import asyncio
 import builtins
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -33,6 +38,7 @@ import httpx
 
 from reconciler.errors import ProviderError, UsageError
 from reconciler.providers.base import UNKNOWN, KindSpec, Live, RefValue, Until
+from reconciler.providers.fabric_signing import AkSkAuth
 from reconciler.providers.http import ApiClient
 
 PLATFORM = "fabric"
@@ -328,39 +334,46 @@ class FabricProvider:
         if unknown:
             allowed = ", ".join(sorted(BLOCK_KEYS))
             raise UsageError(f"providers.fabric: unknown key(s) {', '.join(unknown)}; allowed: {allowed}")
-        if block.get("ak") or block.get("sk"):
-            raise UsageError("providers.fabric: AK/SK signing is not supported yet; use `token`")
         url = block.get("url")
         if not isinstance(url, str) or not (url == "embedded" or url.startswith(("http://", "https://"))):
             raise UsageError("providers.fabric.url must be `embedded` or an http(s) base URL")
-        token = block.get("token")
-        if token is not None and not isinstance(token, str):
-            raise UsageError("providers.fabric.token must be a string")
+        credentials = _credentials(block)
+        if url == "embedded" and credentials.ak is None and credentials.token is None:
+            credentials = _Credentials(token="emulator-token")
         timeout = _number(block, "timeout", 30.0)
         semaphore = asyncio.Semaphore(int(_number(block, "max_in_flight", 10)))
         wait = _number(block, "wait_timeout", 1800.0)
         poll = _number(block, "poll_interval", 1.0)
 
         def client(base_url: str, transport: httpx.AsyncBaseTransport | None = None) -> ApiClient:
-            assert token
-            http = httpx.AsyncClient(base_url=base_url, transport=transport, headers={"X-Auth-Token": token})
+            http = httpx.AsyncClient(
+                base_url=base_url, transport=transport, headers=credentials.headers(), auth=credentials.auth()
+            )
             return ApiClient(
                 http, platform=PLATFORM, error_parser=fabric_error, timeout=timeout,
-                secrets=(token,), semaphore=semaphore,
+                secrets=credentials.secrets(), semaphore=semaphore,
             )  # fmt: skip
 
         if url == "embedded":
             from reconciler.emulators import EmulatorConfig, build_app
 
-            token = token or "emulator-token"
             data_file = state_dir / "emulator" / "fabric.json"
             data_file.parent.mkdir(parents=True, exist_ok=True)
             seconds = _number(block, "provision_seconds", 1.0, allow_zero=True)
-            config = EmulatorConfig(fabric_token=token, provision_seconds=seconds, data_file=data_file)
+            config = EmulatorConfig(
+                fabric_token=credentials.token or "emulator-token",
+                fabric_ak=credentials.ak,
+                fabric_sk=credentials.sk,
+                provision_seconds=seconds,
+                data_file=data_file,
+            )
             transport = httpx.ASGITransport(app=build_app(config))
             return cls(client(EMBEDDED_BASE_URL, transport), wait_timeout=wait, poll_interval=poll)
-        if not token:
-            raise UsageError("providers.fabric.token is required (an IAM token, sent as X-Auth-Token)")
+        if credentials.ak is None and credentials.token is None:
+            raise UsageError(
+                "providers.fabric.token is required (an IAM token, sent as X-Auth-Token), "
+                "unless `ak` and `sk` are given to sign each request"
+            )
         if "provision_seconds" in block:
             raise UsageError("providers.fabric.provision_seconds applies only to `url: embedded`")
         ep_url = block.get("ep_url", url)
@@ -575,6 +588,45 @@ def _is_missing(exc: ProviderError) -> bool:
 def _invalid(operation: str, message: str) -> ProviderError:
     message = f"unexpected answer: {message}"
     return ProviderError(PLATFORM, message, code="invalid_response", operation=operation)
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    """How requests prove who sends them: an IAM token, or an AK/SK pair that signs each request."""
+
+    token: str | None = None
+    ak: str | None = None
+    sk: str | None = field(default=None, repr=False)
+    project_id: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {"X-Auth-Token": self.token} if self.token else {}
+
+    def auth(self) -> AkSkAuth | None:
+        return AkSkAuth(self.ak, self.sk, self.project_id) if self.ak and self.sk else None
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.token, self.sk) if s)
+
+
+def _credentials(block: Mapping[str, Any]) -> _Credentials:
+    """``token``, or ``ak`` + ``sk`` (+ optional ``project_id``); never both, never half a pair.
+
+    Messages name the keys, never their values.
+    """
+    for key in ("token", "ak", "sk", "project_id"):
+        value = block.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise UsageError(f"providers.fabric.{key} must be a non-empty string")
+    token, ak, sk, project_id = (block.get(k) for k in ("token", "ak", "sk", "project_id"))
+    if token is not None and (ak is not None or sk is not None):
+        raise UsageError("providers.fabric: give either `token` or `ak` and `sk`, not both")
+    if (ak is None) != (sk is None):
+        given, missing = ("ak", "sk") if sk is None else ("sk", "ak")
+        raise UsageError(f"providers.fabric.{given} needs providers.fabric.{missing} as well (an AK/SK pair)")
+    if project_id is not None and ak is None:
+        raise UsageError("providers.fabric.project_id goes with `ak` and `sk` (sent as X-Project-Id)")
+    return _Credentials(token=token, ak=ak, sk=sk, project_id=project_id)
 
 
 def _number(block: Mapping[str, Any], key: str, default: float, *, allow_zero: bool = False) -> float:

@@ -19,7 +19,14 @@ platform gives one.
 In place: ``capacity`` and ``ptu_capacity`` through ``/scale``, ``rpm_limit`` and
 ``tpm_limit`` through ``/update`` (plan ``mu``). When both are needed the
 second call waits for the first to settle, because the platform refuses a
-change while a deployment is UPDATING. Everything else forces a replacement.
+change while a deployment is UPDATING; for the same reason those PUTs are not
+replayed after a lost answer (the error says so, ``retryable``, and the next
+plan reads the platform). Everything else forces a replacement.
+
+The block also takes the HTTP knobs every provider reads
+(:data:`~reconciler.providers.http.HTTP_BLOCK_KEYS`: ``timeout``,
+``max_retries``, ``max_requests_per_second``, ``max_in_flight``), plus
+``wait_timeout``, ``poll_interval`` and, for ``embedded`` only, ``provision_seconds``.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import httpx
 
 from reconciler.errors import ProviderError, UsageError
 from reconciler.providers.base import UNKNOWN, KindSpec, Live, RefValue, Until
-from reconciler.providers.http import ApiClient
+from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings
 
 PLATFORM = "modelstudio"
 KIND = "deployment"
@@ -56,10 +63,9 @@ READY_STATUSES = frozenset({"RUNNING", "STOPPED"})
 FAILED_STATUSES = frozenset({"FAILED"})
 MISSING_CODES = frozenset({"NotFound", "Model.NotExist"})
 BILLING_METHODS = {"post_paid": "POST_PAY", "pre_paid": "PRE_PAY"}
-BLOCK_KEYS = frozenset(
-    {"url", "api_key", "workspace", "region", "timeout", "max_in_flight", "wait_timeout", "poll_interval"}
-    | {"provision_seconds"}
-)
+BLOCK_KEYS = HTTP_BLOCK_KEYS | {
+    "url", "api_key", "workspace", "region", "wait_timeout", "poll_interval", "provision_seconds",
+}  # fmt: skip
 KINDS: Mapping[str, KindSpec] = {
     KIND: KindSpec(
         KIND,
@@ -97,6 +103,10 @@ def _desired(kind: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
             message = f"unknown field(s) {', '.join(extra)}; allowed: {allowed}"
             raise UsageError(f"modelstudio deployment ptu_capacity: {message}")
         out["ptu_capacity"] = {k: ptu[k] for k in PTU_KEYS if ptu.get(k) is not None}
+    if out.get("plan", "mu") != "mu" and out.get("billing_method", "POST_PAY") != "POST_PAY":
+        raise UsageError(
+            "modelstudio deployment: billing_method can be chosen for plan mu only; others are POST_PAY"
+        )
     return out
 
 
@@ -146,9 +156,12 @@ def _live(obj: Mapping[str, Any]) -> Live:
 
 
 def _create_body(desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The create call; ``billing_method`` goes only with plan ``mu`` (which refuses a create without it)."""
     body = {f: desired[f] for f in FIELDS if f in desired}
     if body.get("plan") == "mu":
-        body.setdefault("billing_method", "POST_PAY")  # the platform refuses an MU create without it
+        body.setdefault("billing_method", "POST_PAY")
+    else:
+        body.pop("billing_method", None)  # other plans are post-paid; the attribute is compared, not sent
     return _ensure_known(body)
 
 
@@ -233,8 +246,7 @@ class ModelStudioProvider:
             if block.get(key) is not None and (not isinstance(block[key], str) or not block[key]):
                 raise UsageError(f"providers.modelstudio.{key} must be a non-empty string")
         api_key: str | None = block.get("api_key") or environ.get(API_KEY_ENV) or None
-        timeout = _number(block, "timeout", 30.0)
-        in_flight = int(_number(block, "max_in_flight", 10))
+        knobs = http_settings(block, PLATFORM)
         wait, poll = _number(block, "wait_timeout", 1800.0), _number(block, "poll_interval", 1.0)
         transport: httpx.AsyncBaseTransport | None = None
         if url == "embedded":
@@ -257,8 +269,8 @@ class ModelStudioProvider:
             headers["X-DashScope-WorkSpace"] = block["workspace"]
         http = httpx.AsyncClient(base_url=url.rstrip("/"), transport=transport, headers=headers)
         client = ApiClient(
-            http, platform=PLATFORM, error_parser=modelstudio_error, max_in_flight=in_flight,
-            timeout=timeout, secrets=(api_key,),
+            http, platform=PLATFORM, error_parser=modelstudio_error, timeout=knobs.timeout,
+            secrets=(api_key,), pacing=knobs.pacing(), retry=knobs.retry,
         )  # fmt: skip
         return cls(client, region=block.get("region"), wait_timeout=wait, poll_interval=poll)
 
@@ -338,7 +350,9 @@ class ModelStudioProvider:
         for step, (action, body, operation) in enumerate(calls):
             if step:
                 await self.wait(kind, live.id, {}, "ready", self.wait_timeout)
-            fresh = await self._one("PUT", f"{_path(live.id)}/{action}", operation, json=_ensure_known(body))
+            path, sent = f"{_path(live.id)}/{action}", _ensure_known(body)
+            # not replayable: once a change landed the platform refuses a second one while UPDATING
+            fresh = await self._one("PUT", path, operation, json=sent, idempotent=False)
         return fresh
 
     async def delete(self, kind: str, id: str, scope: Mapping[str, str]) -> None:

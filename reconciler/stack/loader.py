@@ -95,15 +95,8 @@ class _Loader:
         self.reported.update(doc.reported)
         if not isinstance(doc.data, dict):
             what = "empty" if doc.data is None else f"a {models.describe(doc.data)}"
-            self.issues.append(
-                Issue(
-                    self.file,
-                    doc.line(()),
-                    "",
-                    f"the file is {what}; expected a mapping"
-                    f" with 'stack' and the sections {', '.join(SECTIONS)}",
-                )
-            )
+            expected = f"expected a mapping with 'stack' and the sections {', '.join(SECTIONS)}"
+            self.issues.append(Issue(self.file, doc.line(()), "", f"the file is {what}; {expected}"))
             raise self.fail()
         data = {k: ({} if k in SECTIONS and v is None else v) for k, v in doc.data.items()}
         for section in SECTIONS:
@@ -149,14 +142,8 @@ class _Loader:
             self.issues.extend(issues)
             content = {} if doc is None or doc.data is None else doc.data
             if doc is not None and not isinstance(content, dict):
-                self.issues.append(
-                    Issue(
-                        str(var_file),
-                        doc.line(()),
-                        "",
-                        "a var file must be a mapping of variable names to values",
-                    )
-                )
+                message = "a var file must be a mapping of variable names to values"
+                self.issues.append(Issue(str(var_file), doc.line(()), "", message))
                 continue
             for name, value in content.items():
                 if name in declared:
@@ -177,7 +164,7 @@ class _Loader:
 
     def render(self, renderer: templates.TreeRenderer, key: str, value: Any) -> Any:
         if key == "variables":
-            return value  # rendered (defaults only) by variables()
+            return value  # validated as written; variables() rendered the defaults
         if key not in SECTIONS or not isinstance(value, dict):
             return renderer.render(value, (key,), deferred_ok=key == "outputs")
         out: dict[str, Any] = {}
@@ -262,50 +249,38 @@ class _Loader:
 
     def capacity(self, valid: Mapping[str, models.Resource]) -> None:
         """Fabric deployments must fit, alone and together, in their endpoint's reserved ``mu``."""
-        on_endpoint: dict[str, list[tuple[str, int]]] = {}
+        on_endpoint: dict[str, tuple[int, list[tuple[str, int]]]] = {}  # key -> (reserved max, uses)
         for address, resource in valid.items():
             endpoint = valid.get(f"endpoints.{getattr(resource, 'endpoint', '')}")
             if not isinstance(resource, models.FabricDeployment) or not isinstance(endpoint, models.Endpoint):
                 continue
-            key = address.split(".", 1)[1]
+            key, name = address.split(".", 1)[1], resource.endpoint
             at: Loc = ("deployments", key, "config", "model_instance_config", "resource")
             wanted = resource.config.model_instance_config.resource
             mu = endpoint.reserved_resource.mu if endpoint.reserved_resource else None
             if mu is None:
-                self.report(
-                    ("deployments", key, "endpoint"),
-                    f"endpoint {resource.endpoint!r} reserves no mu"
-                    " resources (reserved_resource.mu), which a fabric deployment needs",
-                )
+                message = f"endpoint {name!r} reserves no mu resources (reserved_resource.mu)"
+                self.report(("deployments", key, "endpoint"), f"{message}, which a fabric deployment needs")
                 continue
             if wanted.max > mu.max:
-                self.report(
-                    (*at, "max"),
-                    f"{wanted.max} is more than endpoint {resource.endpoint!r} reserves"
-                    f" (reserved_resource.mu.max: {mu.max})",
+                reserves = f"reserves (reserved_resource.mu.max: {mu.max})"
+                message = f"{wanted.max} is more than endpoint {name!r} {reserves}"
+                self.report((*at, "max"), message)
+            codes = (wanted.spec_code, mu.spec_code)
+            if all(isinstance(code, str) for code in codes) and codes[0] != codes[1]:
+                message = (
+                    f"{codes[0]!r} does not match the spec_code reserved by endpoint {name!r} ({codes[1]!r})"
                 )
-            if (
-                isinstance(wanted.spec_code, str)
-                and isinstance(mu.spec_code, str)
-                and wanted.spec_code != mu.spec_code
-            ):
-                self.report(
-                    (*at, "spec_code"),
-                    f"{wanted.spec_code!r} does not match the spec_code reserved by"
-                    f" endpoint {resource.endpoint!r} ({mu.spec_code!r})",
-                )
-            on_endpoint.setdefault(resource.endpoint, []).append((address, wanted.max))
-        for endpoint_key, uses in on_endpoint.items():
-            endpoint = valid[f"endpoints.{endpoint_key}"]
-            assert isinstance(endpoint, models.Endpoint) and endpoint.reserved_resource is not None
-            mu = endpoint.reserved_resource.mu
+                self.report((*at, "spec_code"), message)
+            on_endpoint.setdefault(name, (mu.max, []))[1].append((address, wanted.max))
+        for name, (reserved, uses) in on_endpoint.items():
             total = sum(n for _, n in uses)
-            if len(uses) > 1 and mu is not None and total > mu.max:
+            if len(uses) > 1 and total > reserved:
                 parts = " + ".join(f"{address} max {n}" for address, n in uses)
                 self.report(
-                    ("endpoints", endpoint_key, "reserved_resource", "mu", "max"),
+                    ("endpoints", name, "reserved_resource", "mu", "max"),
                     f"the deployments on this endpoint can scale to {total} together ({parts}),"
-                    f" more than its reserved maximum {mu.max}",
+                    f" more than its reserved maximum {reserved}",
                 )
 
     def cycles(self, edges: Mapping[str, set[str]]) -> None:

@@ -124,13 +124,22 @@ def _integer(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
-def _positive_number(value: Any) -> float:
-    _known(value)
-    if isinstance(value, str) and re.fullmatch(r"[0-9]+(\.[0-9]*)?", value.strip()):
-        value = float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        _fail("number", f"must be a number greater than 0, not {value!r}")
-    return float(value)
+def _number(low: float, *, zero: bool = False) -> Callable[[Any], float]:
+    rule = f"a number >= {low:g}" if zero else f"a number greater than {low:g}"
+
+    def check(value: Any) -> float:
+        _known(value)
+        if isinstance(value, str) and re.fullmatch(r"[0-9]+(\.[0-9]*)?", value.strip()):
+            value = float(value)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (value >= low if zero else value > low)
+        ):
+            _fail("number", f"must be {rule}, not {value!r}")
+        return float(value)
+
+    return check
 
 
 def _boolean(value: Any) -> bool:
@@ -191,7 +200,9 @@ AttributePath = Annotated[str, _str(_text(_PATH_RULE, pattern=_ATTRIBUTE_PATH, d
 Key = Annotated[str, _str(_text(KEY_RULE, pattern=_KEY, max_len=64, deferred=False))]
 Identifier = Annotated[str, _str(_text(_IDENTIFIER_RULE, pattern=_IDENTIFIER, max_len=64, deferred=False))]
 Bool = Annotated[bool, PlainValidator(_boolean, json_schema_input_type=bool)]
-PositiveNumber = Annotated[float, PlainValidator(_positive_number, json_schema_input_type=float)]
+PositiveNumber = Annotated[float, PlainValidator(_number(0), json_schema_input_type=float)]
+NonNegativeNumber = Annotated[float, PlainValidator(_number(0, zero=True), json_schema_input_type=float)]
+Retries = Annotated[int, _int(0, 100)]
 InFlight = Annotated[int, _int(1, 10_000)]
 Count0 = Annotated[int, _int(0, 1000)]
 Count1 = Annotated[int, _int(1, 1000)]
@@ -222,9 +233,16 @@ def _at_least(value: int, info: ValidationInfo, other: str) -> int:
 
 
 class Knobs(Block):
+    """Tuning every provider reads (``max_requests_per_second: 0`` means unlimited;
+    ``provision_seconds`` paces the embedded emulator's lifecycles)."""
+
     timeout: PositiveNumber | None = None
-    max_requests_per_second: PositiveNumber | None = None
+    max_retries: Retries | None = None
+    max_requests_per_second: NonNegativeNumber | None = None
     max_in_flight: InFlight | None = None
+    wait_timeout: PositiveNumber | None = None
+    poll_interval: PositiveNumber | None = None
+    provision_seconds: NonNegativeNumber | None = None
 
 
 class FabricProvider(Knobs):
@@ -255,6 +273,7 @@ class ZStackProvider(Knobs):
     account: Setting | None = None
     password: Setting | None = None
     zone_uuid: Setting | None = None
+    model_center_uuid: Setting | None = None
 
 
 class Providers(Block):
@@ -537,10 +556,14 @@ _EXPECTED = {
 
 
 def fields_of(tp: Any) -> list[str]:
-    """A model's YAML field names, ``lifecycle`` and ``depends_on`` last."""
+    """A model's YAML field names: its own first, then inherited ones (``lifecycle``, tuning knobs)."""
     found = [m for m in _unwrap(tp) if isinstance(m, type) and issubclass(m, BaseModel)]
-    names = [info.alias or name for name, info in found[0].model_fields.items()] if found else []
-    return sorted(names, key=lambda n: n in ("lifecycle", "depends_on"))
+    if not found:
+        return []
+    bases = [b for b in found[0].__mro__[1:] if isinstance(b, type) and issubclass(b, Block)]
+    inherited = {name for base in bases for name in base.model_fields}
+    names = sorted(found[0].model_fields, key=lambda name: name in inherited)
+    return [found[0].model_fields[name].alias or name for name in names]
 
 
 def _unwrap(tp: Any) -> list[Any]:

@@ -528,13 +528,15 @@ def test_model_list_sorts_and_filters(client: TestClient, clock: FakeClock) -> N
     def names(**params: str) -> list[str]:
         return [m["name"] for m in client.get(url, params=params).json()["models"]]
 
-    assert names() == ["beta", "alpha", "gamma"]
-    assert names(sort_by="name") == ["alpha", "beta", "gamma"]
-    assert names(sort_by="create_time", order_by="desc") == ["gamma", "alpha", "beta"]
+    # The SDK documents CREATE_TIME and DESC as the defaults, spelled in capitals.
+    assert names() == ["gamma", "alpha", "beta"]
+    assert names(sort_by="NAME", order_by="ASC") == ["alpha", "beta", "gamma"]
+    assert names(sort_by="name") == ["gamma", "beta", "alpha"]
+    assert names(sort_by="CREATE_TIME", order_by="asc") == ["beta", "alpha", "gamma"]
     assert names(name="alpha") == ["alpha"]
-    assert names(type="LLM_MODEL", limit="1", offset="2") == ["gamma"]
+    assert names(type="LLM_MODEL", limit="1", offset="2") == ["beta"]
     assert_bad_input(client.get(url, params={"sort_by": "size"}), "sort_by must be one of")
-    assert_bad_input(client.get(url, params={"order_by": "up"}), "order_by must be asc or desc")
+    assert_bad_input(client.get(url, params={"order_by": "up"}), "order_by must be ASC or DESC")
 
 
 # ---------------------------------------------------------------- service instances

@@ -39,7 +39,13 @@ with warnings.catch_warnings():
 KEY = "sk-test"
 BASE = "/api/v1/deployments"
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
-MU1 = {"model_name": "qwen3-8b", "plan": "mu", "deploy_spec": "MU1", "billing_method": "POST_PAY", "capacity": 4}
+MU1 = {
+    "model_name": "qwen3-8b",
+    "plan": "mu",
+    "deploy_spec": "MU1",
+    "billing_method": "POST_PAY",
+    "capacity": 4,
+}
 PTU = {"model_name": "qwen-flash-2025-07-28", "plan": "ptu", "name": "flash"}
 
 
@@ -142,7 +148,11 @@ def test_unreadable_bodies_answer_400_not_500(client: TestClient, content: bytes
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 2000) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 2000)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8,
 )
@@ -225,11 +235,21 @@ def test_name_is_optional_and_defaults_to_the_deployed_model(client: TestClient)
         ({"plan": "ptu"}, 400, "InvalidParameter", "does not support plan ptu"),
         ({"plan": None}, 400, "InvalidParameter", "plan is required for model qwen3-8b"),
         ({"deploy_spec": None}, 400, "InvalidParameter", "deploy_spec is required"),
-        ({"deploy_spec": "MU9"}, 400, "InvalidParameter", "Invalid deploy_spec (MU9), model qwen3-8b supports: MU5, MU1"),
+        (
+            {"deploy_spec": "MU9"},
+            400,
+            "InvalidParameter",
+            "Invalid deploy_spec (MU9), model qwen3-8b supports: MU5, MU1",
+        ),
         ({"billing_method": None}, 400, "InvalidParameter", "billing_method must be POST_PAY"),
         ({"billing_method": "PRE_PAY"}, 400, "InvalidParameter", "billing_method must be POST_PAY"),
         ({"capacity": None}, 400, "InvalidParameter", "capacity is required"),
-        ({"ptu_capacity": {"input_tpm": 10000}}, 400, "InvalidParameter", "ptu_capacity is not supported for plan mu"),
+        (
+            {"ptu_capacity": {"input_tpm": 10000}},
+            400,
+            "InvalidParameter",
+            "ptu_capacity is not supported for plan mu",
+        ),
         ({"enable_thinking": "yes"}, 400, "InvalidParameter", "enable_thinking must be a boolean"),
         ({"max_context_length": 200000}, 400, "InvalidParameter", "between 1 and 131072"),
         ({"rpm_limit": 0}, 400, "InvalidParameter", "Invalid rpm_limit (0)"),
@@ -268,7 +288,9 @@ def test_without_a_plan_the_legacy_capacity_unit_plan_is_used(client: TestClient
     assert re.fullmatch(r"emo-[0-9a-f]{8}-sample01", created["deployed_model"])
     assert (created["plan"], created["capacity"], created["base_capacity"]) == ("cu", 1, 1)
     assert "model_unit_spec" not in created and "ptu_capacity" not in created
-    assert_error(client.post(BASE, json={"model_name": "emo"}), 400, "InvalidParameter", "capacity is required")
+    assert_error(
+        client.post(BASE, json={"model_name": "emo"}), 400, "InvalidParameter", "capacity is required"
+    )
     assert_error(
         client.post(BASE, json={"model_name": "emo", "capacity": 1, "suffix": "b", "deploy_spec": "MU1"}),
         400,
@@ -283,11 +305,16 @@ def test_lora_capacity_defaults_to_one_step(client: TestClient) -> None:
 
 
 def test_ptu_defaults_and_steps(client: TestClient) -> None:
-    created = output(client.post(BASE, json={**PTU, "capacity": 1}))  # the official client always sends capacity
+    created = output(
+        client.post(BASE, json={**PTU, "capacity": 1})
+    )  # the official client always sends capacity
     assert created["ptu_capacity"] == {"input_tpm": 10000, "output_tpm": 1000, "thinking_output_tpm": 0}
     assert "model_unit_spec" not in created and "rpm_limit" not in created
     bigger = {"input_tpm": 30000, "output_tpm": 2000, "thinking_output_tpm": 1000}
-    assert output(client.post(BASE, json={**PTU, "suffix": "b", "ptu_capacity": bigger}))["ptu_capacity"] == bigger
+    assert (
+        output(client.post(BASE, json={**PTU, "suffix": "b", "ptu_capacity": bigger}))["ptu_capacity"]
+        == bigger
+    )
 
 
 @pytest.mark.parametrize(
@@ -306,7 +333,9 @@ def test_ptu_capacity_validation(client: TestClient, ptu: Any, fragment: str) ->
 
 def test_mu_only_fields_are_refused_on_ptu(client: TestClient) -> None:
     body = {**PTU, "rpm_limit": 10}
-    assert_error(client.post(BASE, json=body), 400, "InvalidParameter", "rpm_limit is not supported for plan ptu")
+    assert_error(
+        client.post(BASE, json=body), 400, "InvalidParameter", "rpm_limit is not supported for plan ptu"
+    )
 
 
 def test_deploying_a_model_again_needs_a_new_suffix(client: TestClient) -> None:
@@ -335,7 +364,9 @@ def test_list_pages_in_creation_order(client: TestClient) -> None:
     made = [create(client, suffix=f"s{i}")["deployed_model"] for i in range(5)]
     first = output(client.get(BASE, params={"page_no": 1, "page_size": 2}))
     assert (first["page_no"], first["page_size"], first["total"]) == (1, 2, 5)
-    pages = [output(client.get(BASE, params={"page_no": n, "page_size": 2}))["deployments"] for n in (1, 2, 3, 4)]
+    pages = [
+        output(client.get(BASE, params={"page_no": n, "page_size": 2}))["deployments"] for n in (1, 2, 3, 4)
+    ]
     assert [d["deployed_model"] for page in pages for d in page] == made
     assert output(client.get(BASE))["page_size"] == 50
 
@@ -412,18 +443,24 @@ def test_ptu_scales_by_ptu_capacity_keeping_unsent_keys(client: TestClient) -> N
     dm = output(client.post(BASE, json=PTU))["deployed_model"]
     scaled = output(client.put(f"{BASE}/{dm}/scale", json={"ptu_capacity": {"output_tpm": 3000}}))
     assert scaled["ptu_capacity"] == {"input_tpm": 10000, "output_tpm": 3000, "thinking_output_tpm": 0}
-    assert_error(client.put(f"{BASE}/{dm}/scale", json={"capacity": 2}), 400, "InvalidParameter", "ptu_capacity")
+    assert_error(
+        client.put(f"{BASE}/{dm}/scale", json={"capacity": 2}), 400, "InvalidParameter", "ptu_capacity"
+    )
 
 
 def test_update_changes_limits_on_mu_only(client: TestClient) -> None:
     dm = create(client)["deployed_model"]
     assert_error(client.put(f"{BASE}/{dm}/update", json={}), 400, "InvalidParameter", "At least one")
-    assert_error(client.put(f"{BASE}/{dm}/update", json={"rpm_limit": -1}), 400, "InvalidParameter", "rpm_limit")
+    assert_error(
+        client.put(f"{BASE}/{dm}/update", json={"rpm_limit": -1}), 400, "InvalidParameter", "rpm_limit"
+    )
     updated = output(client.put(f"{BASE}/{dm}/update", json={"tpm_limit": 50000}))
     assert (updated["status"], updated["tpm_limit"], updated["rpm_limit"]) == ("UPDATING", 50000, None)
     assert status(client, dm) == "RUNNING"
     ptu = output(client.post(BASE, json=PTU))["deployed_model"]
-    assert_error(client.put(f"{BASE}/{ptu}/update", json={"rpm_limit": 5}), 400, "InvalidParameter", "plan mu")
+    assert_error(
+        client.put(f"{BASE}/{ptu}/update", json={"rpm_limit": 5}), 400, "InvalidParameter", "plan mu"
+    )
 
 
 # ---------------------------------------------------------------- delete, stream, models
@@ -462,8 +499,12 @@ def test_deployable_models_list_the_catalogue(client: TestClient) -> None:
     }
     custom = output(client.get(f"{BASE}/models", params={"model_source": "custom"}))
     assert [m["model_name"] for m in custom["models"]] == ["qwen-plus-ft-20230703-cx7f"]
-    assert_error(client.get(f"{BASE}/models", params={"page_size": 101}), 400, "InvalidParameter", "page_size")
-    assert_error(client.get(f"{BASE}/models", params={"model_source": "x"}), 400, "InvalidParameter", "model_source")
+    assert_error(
+        client.get(f"{BASE}/models", params={"page_size": 101}), 400, "InvalidParameter", "page_size"
+    )
+    assert_error(
+        client.get(f"{BASE}/models", params={"model_source": "x"}), 400, "InvalidParameter", "model_source"
+    )
 
 
 # ---------------------------------------------------------------- persistence and mounting

@@ -60,6 +60,10 @@ class Recorder:
         return [r.url.path for r in self.requests if r.method == method]
 
 
+async def no_backoff(seconds: float) -> None:
+    """ApiClient retries as in production, without waiting for real between attempts."""
+
+
 def provider_for(
     transport: httpx.AsyncBaseTransport,
     *,
@@ -75,7 +79,7 @@ def provider_for(
     )
     api = ApiClient(
         http, platform="fabric", error_parser=fabric_error, secrets=(token,), timeout=timeout,
-        max_in_flight=max_in_flight,
+        max_in_flight=max_in_flight, sleep=no_backoff,
     )  # fmt: skip
     if clock is None:
         return FabricProvider(api, poll_interval=1.0)
@@ -592,7 +596,14 @@ def test_embedded_cloud_persists_under_the_state_dir(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("block", "message"),
     [
-        ({"url": "embedded", "ak": "a", "sk": "b"}, "AK/SK signing is not supported yet"),
+        (
+            {"url": "embedded", "token": "t", "ak": "a", "sk": "b"},
+            "either `token` or `ak` and `sk`, not both",
+        ),
+        ({"url": "embedded", "ak": "a"}, "ak needs providers.fabric.sk"),
+        ({"url": "embedded", "sk": "b"}, "sk needs providers.fabric.ak"),
+        ({"url": "embedded", "token": "t", "project_id": "p"}, "project_id goes with `ak` and `sk`"),
+        ({"url": "embedded", "ak": 1, "sk": "b"}, "ak must be a non-empty string"),
         ({"url": "ftp://x"}, "url must be"),
         ({"url": "https://fabric.example.com"}, "token is required"),
         ({"url": "embedded", "timeout": 0}, "timeout must be a positive number"),

@@ -226,14 +226,15 @@ def test_fabric_deployment_min_is_at_least_one(problems: Problems) -> None:
         ),
         (
             "fabric: {url: embedded, tokn: x}",
-            "providers.fabric.tokn: unknown field; did you mean 'token'? allowed:"
-            " timeout, max_requests_per_second, max_in_flight, url, ep_url,"
-            " token, ak, sk, project_id, region",
+            "providers.fabric.tokn: unknown field; did you mean 'token'? allowed: url, ep_url, token, ak, sk,"
+            " project_id, region, timeout, max_retries, max_requests_per_second, max_in_flight, wait_timeout,"
+            " poll_interval, provision_seconds",
         ),
         (
             "modelstudio: {url: embedded, api_key: k, zone_uuid: z}",
-            "providers.modelstudio.zone_uuid: unknown field; allowed: timeout, max_requests_per_second,"
-            " max_in_flight, url, api_key, region, workspace",
+            "providers.modelstudio.zone_uuid: unknown field; allowed: url, api_key, region, workspace,"
+            " timeout, max_retries, max_requests_per_second, max_in_flight, wait_timeout, poll_interval,"
+            " provision_seconds",
         ),
         (
             "zstak: {url: embedded}",

@@ -77,13 +77,13 @@ def load_text(text: str) -> None:
             assert exc.issues and all(issue.message for issue in exc.issues)
 
 
-@settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=st.sampled_from("ab: -[]{}\n'\"!&*#|>{%}"), max_size=60))
 def test_any_text_gives_a_stack_or_stack_error(text: str) -> None:
     load_text(text)
 
 
-@settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(DOCUMENT)
 def test_any_structure_gives_a_stack_or_stack_error(document: dict[str, Any]) -> None:
     load_text(yaml.safe_dump(document))

@@ -1,0 +1,353 @@
+"""ZStack AI model services: the provider (model services and their instance groups).
+
+The kinds and their attributes are described in :mod:`reconciler.providers.zstack_schema`;
+login, re-login and job polling in :mod:`reconciler.providers.zstack_session`.
+
+The block ``providers.zstack``: ``url`` (scheme, host and port; ``/zstack/v1``
+is added) or ``embedded`` (an in-process emulator whose cloud is kept in
+``<state_dir>/emulator/zstack.json``; account ``admin``/``password`` unless
+given), ``account``, ``password`` (a secret: sent only as its SHA-512 hex,
+never stored, logged or shown), ``zone_uuid`` (default zone of instance
+groups), ``model_center_uuid`` (default of model services), ``timeout`` (per
+HTTP call), ``max_in_flight``, ``wait_timeout`` (caps every wait and every
+asynchronous job), ``poll_interval`` and, for ``embedded`` only,
+``provision_seconds``.
+
+Every asynchronous API (Add, Deploy, Update group, Delete) is followed to its
+job's end inside the call, so ``create`` returns the created object with its
+uuid, and ``delete`` returns once the object is gone. The model service has
+no status (``asynchronous=False``); an instance group is ready when
+``Running`` (``wait``), and ``Failed`` raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from reconciler.errors import ProviderError, UsageError
+from reconciler.providers.base import KindSpec, Live, RefValue, Until
+from reconciler.providers.http import ApiClient
+from reconciler.providers.zstack_schema import (
+    KINDS,
+    SERVICE,
+    desired_attributes,
+    kind_of,
+    name_condition,
+    normalise,
+    request_body,
+)
+from reconciler.providers.zstack_session import (
+    PLATFORM,
+    ZStackSession,
+    error_of,
+    invalid,
+    password_digest,
+    zstack_error,
+)
+
+API_PREFIX = "/zstack/v1"
+PAGE_SIZE = 100
+EMBEDDED_BASE_URL = "http://zstack.embedded"
+READY_STATUSES = frozenset({"Running"})
+FAILED_STATUSES = frozenset({"Failed"})
+BLOCK_KEYS = frozenset(
+    {"url", "account", "password", "zone_uuid", "model_center_uuid", "timeout", "max_in_flight"}
+    | {"wait_timeout", "poll_interval", "provision_seconds"}
+)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class ZStackProvider:
+    """The :class:`~reconciler.providers.base.Provider` for ZStack AI model services.
+
+    ``api`` talks to ``<url>/zstack/v1`` as ``account``. ``wait_timeout`` caps
+    every :meth:`wait` (the smaller of it and the caller's timeout applies)
+    and every job; polls back off from 0.05s up to ``poll_interval``.
+    ``clock``/``sleep`` are seams for tests.
+    """
+
+    platform: str = PLATFORM
+    kinds: Mapping[str, KindSpec] = KINDS
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        account: str,
+        password: str,
+        zone_uuid: str | None = None,
+        model_center_uuid: str | None = None,
+        wait_timeout: float = 1800.0,
+        poll_interval: float = 1.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.session = ZStackSession(
+            api, account=account, password=password, job_timeout=wait_timeout,
+            poll_interval=poll_interval, clock=clock, sleep=sleep,
+        )  # fmt: skip
+        self.defaults: dict[str, str | None] = {
+            "zone_uuid": zone_uuid,
+            "model_center_uuid": model_center_uuid,
+        }
+        self.wait_timeout = float(wait_timeout)
+        self.poll_interval = float(poll_interval)
+        self._clock = clock
+        self._sleep = sleep
+
+    @classmethod
+    def from_block(cls, block: Mapping[str, Any], *, state_dir: Path) -> ZStackProvider:
+        """Build from a stack's ``providers.zstack`` block; raises UsageError for a bad block."""
+        unknown = sorted(set(block) - BLOCK_KEYS)
+        if unknown:
+            allowed = ", ".join(sorted(BLOCK_KEYS))
+            raise UsageError(f"providers.zstack: unknown key(s) {', '.join(unknown)}; allowed: {allowed}")
+        url = block.get("url")
+        if not isinstance(url, str) or not (url == "embedded" or url.startswith(("http://", "https://"))):
+            raise UsageError("providers.zstack.url must be `embedded` or http(s)://host:port")
+        texts = {key: block.get(key) for key in ("account", "password", "zone_uuid", "model_center_uuid")}
+        for key, value in texts.items():
+            if value is not None and (not isinstance(value, str) or not value):
+                raise UsageError(f"providers.zstack.{key} must be a non-empty string")
+        timeout = _number(block, "timeout", 30.0)
+        max_in_flight = int(_number(block, "max_in_flight", 10))
+        options: dict[str, Any] = {
+            "wait_timeout": _number(block, "wait_timeout", 1800.0),
+            "poll_interval": _number(block, "poll_interval", 1.0),
+        }
+        transport: httpx.AsyncBaseTransport | None = None
+        if url == "embedded":
+            from reconciler.emulators.store import Store
+            from reconciler.emulators.zstack import (
+                MODEL_CENTER_UUID,
+                ZONE_1_UUID,
+                ZStackSettings,
+                build_zstack_app,
+            )
+
+            account, password = texts["account"] or "admin", texts["password"] or "password"
+            data_file = state_dir / "emulator" / "zstack.json"
+            data_file.parent.mkdir(parents=True, exist_ok=True)
+            seconds = _number(block, "provision_seconds", 1.0, allow_zero=True)
+            settings = ZStackSettings(account=account, password=password, provision_seconds=seconds)
+            transport = httpx.ASGITransport(app=build_zstack_app(settings, Store(data_file)))
+            base_url = EMBEDDED_BASE_URL + API_PREFIX
+            texts["zone_uuid"] = texts["zone_uuid"] or ZONE_1_UUID
+            texts["model_center_uuid"] = texts["model_center_uuid"] or MODEL_CENTER_UUID
+        else:
+            if "provision_seconds" in block:
+                raise UsageError("providers.zstack.provision_seconds applies only to `url: embedded`")
+            if not texts["account"] or not texts["password"]:
+                raise UsageError("providers.zstack: `account` and `password` are required (session login)")
+            account, password = texts["account"], texts["password"]
+            root = url.rstrip("/")
+            base_url = root if root.endswith(API_PREFIX) else root + API_PREFIX
+        http = httpx.AsyncClient(base_url=base_url, transport=transport)
+        api = ApiClient(
+            http, platform=PLATFORM, error_parser=zstack_error, timeout=timeout, max_in_flight=max_in_flight,
+            secrets=(password, password_digest(password)),
+        )  # fmt: skip
+        return cls(
+            api,
+            account=account,
+            password=password,
+            zone_uuid=texts["zone_uuid"],
+            model_center_uuid=texts["model_center_uuid"],
+            **options,
+        )
+
+    # -- pure -------------------------------------------------------------------------
+
+    def desired(self, kind: str, attrs: Mapping[str, Any], refs: Mapping[str, RefValue]) -> dict[str, Any]:
+        return desired_attributes(kind, attrs, refs, self.defaults)
+
+    def scope_of(self, kind: str, attributes: Mapping[str, Any]) -> dict[str, str]:
+        kind_of(kind)
+        return {}  # uuids are global: no scope
+
+    # -- reads ------------------------------------------------------------------------
+
+    async def list(self, kind: str, scope: Mapping[str, str]) -> builtins.list[Live]:
+        return [self._live(kind, obj) for obj in await self._query(kind, None)]
+
+    async def read(self, kind: str, id: str, scope: Mapping[str, str]) -> Live | None:
+        k = kind_of(kind)
+        path = f"{k.collection}/{quote(id, safe='')}"
+        answer = await self.session.call("GET", path, operation=f"Query{k.noun}")
+        found = [o for o in _inventories(answer, f"Query{k.noun}") if o.get("uuid") == id]
+        return self._live(kind, found[0]) if found else None
+
+    async def find(self, kind: str, name: str, scope: Mapping[str, str]) -> Live | None:
+        """The object called ``name``; several (ZStack names need not be unique) raise ``ambiguous_name``."""
+        named = [o for o in await self._query(kind, name_condition("name", name)) if o.get("name") == name]
+        candidates = [o for o in named if o.get("status") != "Deleting"] or named[:1]
+        if len(candidates) > 1:
+            uuids = ", ".join(str(o["uuid"]) for o in candidates)
+            raise ProviderError(
+                PLATFORM,
+                f"{len(candidates)} {kind}s are called {name!r} ({uuids}); delete or rename the extra ones",
+                code="ambiguous_name",
+                operation=f"Query{kind_of(kind).noun}",
+            )
+        return self._live(kind, candidates[0]) if candidates else None
+
+    # -- writes -----------------------------------------------------------------------
+
+    async def create(self, kind: str, desired: Mapping[str, Any]) -> Live:
+        k = kind_of(kind)
+        if kind == SERVICE:
+            operation, method = "AddModelService", "POST"
+            path, body = k.collection, {"params": request_body(kind, desired, k.fields)}
+        else:
+            operation, method = "DeployModelService", "PUT"
+            path = f"/ai/model-services/{quote(str(desired.get('modelServiceUuid')), safe='')}/actions"
+            body = {"deployModelService": request_body(kind, desired, k.fields)}
+        answer = await self.session.call(method, path, json=body, operation=operation, asynchronous=True)
+        return self._live(kind, _inventory(answer, operation))
+
+    async def update(self, kind: str, live: Live, desired: Mapping[str, Any]) -> Live:
+        k = kind_of(kind)
+        changes = request_body(kind, desired, k.updatable)
+        uuid = quote(live.id, safe="")
+        if kind == SERVICE:  # synchronous; the seed page's flat body
+            operation = "UpdateModelService"
+            answer = await self.session.call(
+                "PUT", f"{k.collection}/{uuid}", json=changes, operation=operation
+            )
+            refused = (
+                error_of(answer) if isinstance(answer, dict) and answer.get("success") is False else None
+            )
+            if refused is not None:
+                raise ProviderError(PLATFORM, refused[1], code=refused[0], status=200, operation=operation)
+        else:
+            operation = "UpdateModelServiceInstanceGroup"
+            body = {"updateModelServiceInstanceGroup": changes}
+            path = f"/model-service-instance-groups/{uuid}"
+            answer = await self.session.call("PUT", path, json=body, operation=operation, asynchronous=True)
+        return self._live(kind, _inventory(answer, operation))
+
+    async def delete(self, kind: str, id: str, scope: Mapping[str, str]) -> None:
+        """Delete (``deleteMode=Permissive``) and wait for the job; a missing object is success in ZStack."""
+        k = kind_of(kind)
+        path = f"{'/ai/model-services' if kind == SERVICE else k.collection}/{quote(id, safe='')}"
+        params = {"deleteMode": "Permissive"}
+        await self.session.call("DELETE", path, params=params, operation=f"Delete{k.noun}", asynchronous=True)
+
+    async def wait(
+        self, kind: str, id: str, scope: Mapping[str, str], until: Until, timeout: float
+    ) -> Live | None:
+        """Poll with backoff; a retryable read error only delays the verdict until the deadline."""
+        limit = min(timeout, self.wait_timeout)
+        deadline = self._clock() + limit
+        delay = min(0.05, self.poll_interval)
+        last = "not read yet"
+        while True:
+            try:
+                live = await self.read(kind, id, scope)
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                last = f"last error: {exc}"
+            else:
+                if _settled(kind, id, live, until):
+                    return live if until == "ready" else None
+                last = f"last status: {live.status if live else 'absent'}"
+            now = self._clock()
+            if now >= deadline:
+                message = f"{kind} {id} did not become {until} within {limit:g}s ({last})"
+                raise ProviderError(PLATFORM, message, code="timeout", operation=f"Wait{kind_of(kind).noun}")
+            await self._sleep(min(delay, deadline - now))
+            delay = min(delay * 2, self.poll_interval)
+
+    async def aclose(self) -> None:
+        await self.session.aclose()
+
+    # -- helpers ----------------------------------------------------------------------
+
+    async def _query(self, kind: str, condition: str | None) -> builtins.list[dict[str, Any]]:
+        """Every raw object matching ``condition``: the first page, then the rest concurrently."""
+        k = kind_of(kind)
+        operation = f"Query{k.noun}"
+
+        async def page(start: int) -> tuple[builtins.list[dict[str, Any]], int]:
+            params: dict[str, Any] = {
+                "start": start,
+                "limit": PAGE_SIZE,
+                "replyWithCount": "true",
+                "sort": "+uuid",
+            }
+            if condition is not None:
+                params["q"] = condition
+            answer = await self.session.call("GET", k.collection, params=params, operation=operation)
+            items = _inventories(answer, operation)
+            total = answer.get("total") if isinstance(answer, dict) else None
+            return items, total if isinstance(total, int) else len(items)
+
+        first, total = await page(0)
+        step = len(first) if 0 < len(first) < PAGE_SIZE else PAGE_SIZE  # a server capping `limit`
+        starts = range(step, total, step) if first else range(0)
+        pages = [first, *(items for items, _ in await asyncio.gather(*map(page, starts)))]
+        unique: dict[str, dict[str, Any]] = {}
+        for items in pages:
+            for obj in items:
+                unique.setdefault(str(obj["uuid"]), obj)  # objects may shift between pages
+        return builtins.list(unique.values())
+
+    def _live(self, kind: str, obj: Mapping[str, Any]) -> Live:
+        status, name = obj.get("status"), obj.get("name")
+        return Live(
+            id=str(obj["uuid"]),
+            attributes=normalise(kind, obj),
+            status=status if isinstance(status, str) else None,
+            name=name if isinstance(name, str) else None,
+        )
+
+
+def _settled(kind: str, id: str, live: Live | None, until: Until) -> bool:
+    """True when ``live`` has reached ``until``; raises when it never will."""
+    status = live.status if live is not None else None
+    operation = f"Wait{kind_of(kind).noun}"
+    if live is not None and status in FAILED_STATUSES:
+        instances = live.attributes.get("instances") or []
+        detail = ", ".join(f"{i.get('uuid')}: {i.get('status')}" for i in instances if isinstance(i, dict))
+        message = f"{kind} {id} is {status}" + (f" (instances: {detail})" if detail else "")
+        raise ProviderError(PLATFORM, message, code=str(status), operation=operation)
+    if until == "gone":
+        return live is None
+    if live is None or status == "Deleting":
+        message = f"{kind} {id} is {status or 'gone'} while waiting for it to become ready"
+        raise ProviderError(PLATFORM, message, code="not_found", operation=operation)
+    return status is None or status in READY_STATUSES
+
+
+def _inventory(answer: Any, operation: str) -> dict[str, Any]:
+    inventory = answer.get("inventory") if isinstance(answer, dict) else None
+    if not isinstance(inventory, dict) or not inventory.get("uuid"):
+        raise invalid(operation, "expected {inventory: {uuid, ...}}")
+    return inventory
+
+
+def _inventories(answer: Any, operation: str) -> builtins.list[dict[str, Any]]:
+    items = answer.get("inventories") if isinstance(answer, dict) else None
+    if not isinstance(items, builtins.list):
+        raise invalid(operation, "expected {inventories: [...]}")
+    return [o for o in items if isinstance(o, dict) and o.get("uuid")]
+
+
+def _number(block: Mapping[str, Any], key: str, default: float, *, allow_zero: bool = False) -> float:
+    value = block.get(key, default)
+    number = not isinstance(value, bool) and isinstance(value, int | float)
+    if not number or value < 0 or (value == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise UsageError(f"providers.zstack.{key} must be a {kind} number, not {value!r}")
+    return float(value)
