@@ -148,7 +148,27 @@ def _approve(plan: Plan, auto_approve: bool, what: str) -> None:
         raise UsageError(f"{what.capitalize()} cancelled: the answer was not 'yes'; nothing was changed")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ReconcilerGroup(click.Group):
+    """The root command: the one place exceptions become messages and exit codes."""
+
+    def main(self, args: Sequence[str] | None = None, *a: Any, **kw: Any) -> Any:
+        kw["standalone_mode"] = False
+        try:
+            rv = super().main(list(args) if args is not None else None, *a, **kw)
+            code = rv if isinstance(rv, int) else 0
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            code = 1
+        except click.ClickException as exc:
+            exc.show()
+            code = 1
+        except ReconcilerError as exc:
+            click.echo(f"Error: {exc.render()}", err=True)
+            code = exc.exit_code
+        sys.exit(code)
+
+
+@click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
 def cli() -> None:
     """Declarative reconciler for model-serving platforms (DataArts Fabric, Model Studio, ZStack)."""
@@ -468,19 +488,5 @@ def emulator_serve(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: the one place exceptions become messages and exit codes."""
-    try:
-        rv = cli.main(
-            args=list(argv) if argv is not None else None, prog_name="reconciler", standalone_mode=False
-        )
-        code = rv if isinstance(rv, int) else 0
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        code = 1
-    except click.ClickException as exc:
-        exc.show()
-        code = 1
-    except ReconcilerError as exc:
-        click.echo(f"Error: {exc.render()}", err=True)
-        code = exc.exit_code
-    sys.exit(code)
+    """Entry point of the `reconciler` console script."""
+    cli.main(argv, prog_name="reconciler")

@@ -56,6 +56,11 @@ class StackError(ReconcilerError):
         self.issues = tuple(sorted(issues, key=lambda i: (i.file, i.line or 0, i.path)))
         super().__init__("\n".join(str(i) for i in self.issues))
 
+    def render(self) -> str:
+        n = len(self.issues)
+        head = f"the stack is invalid ({n} problem{'s' if n != 1 else ''}); nothing was called or written:"
+        return head + "\n" + "\n".join(f"  {i}" for i in self.issues)
+
 
 class StateError(ReconcilerError):
     pass

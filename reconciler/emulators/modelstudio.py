@@ -9,7 +9,8 @@ scale and update are UPDATING then RUNNING (STOPPED when capacity is 0),
 delete is DELETING then gone, each lasting ``provision_seconds``.
 
 Error answers (statuses are ours where the platform publishes none; the SDK
-treats every non-200 as a failure and maps the code to its exception):
+treats every non-200 as a failure and maps the code, else the status, to its
+exception; note that the 2.x client retries a 409 unless told not to):
 
 ======  ================  ======================================================
 status  code              when
@@ -17,9 +18,10 @@ status  code              when
 400     InvalidParameter  malformed JSON, a wrong type, a value out of range
 401     InvalidApiKey     missing or wrong ``Authorization: Bearer <api key>``
 404     NotFound          unknown ``model_name`` or ``deployed_model``; unknown path
-405     NotFound          path exists, method does not
+405     MethodNotAllowed  path exists, method does not
 409     Conflict          same model again without a new suffix; suffix taken;
                           scale/update while the deployment is not RUNNING/STOPPED
+500     InternalError     a bug in the emulator
 ======  ================  ======================================================
 
 ``deployed_model`` is ``<model_name>-<8 hex>`` plus ``-<suffix>`` when a suffix
@@ -307,8 +309,8 @@ def build_modelstudio_app(settings: ModelStudioSettings, data_file: Path | None 
         routes=modelstudio_routes(store, settings),
         exception_handlers={
             ApiError: _answer_api_error,
-            HTTPException: _answer_http_exception,
-            500: _answer_internal_error,
+            HTTPException: answer_http_exception,
+            500: answer_internal_error,
         },
     )
     app.state.store = store
@@ -320,13 +322,16 @@ async def _answer_api_error(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
-async def _answer_http_exception(request: Request, exc: Exception) -> Response:
+async def answer_http_exception(request: Request, exc: Exception) -> Response:
+    """Unknown paths (404 NotFound) and methods (405 MethodNotAllowed) in Model Studio's envelope."""
     assert isinstance(exc, HTTPException)
-    message = "Method not allowed." if exc.status_code == 405 else f"Path: {request.url.path} not found!"
-    return ModelStudioError(exc.status_code, "NotFound", message).response()
+    if exc.status_code == 405:
+        return ModelStudioError(405, "MethodNotAllowed", "Method not allowed.").response()
+    return ModelStudioError(exc.status_code, "NotFound", f"Path: {request.url.path} not found!").response()
 
 
-async def _answer_internal_error(request: Request, exc: Exception) -> Response:
+async def answer_internal_error(request: Request, exc: Exception) -> Response:
+    """An emulator bug, answered as the platform answers its own (500 InternalError)."""
     return ModelStudioError(
         500, "InternalError", "An internal error has occurred, please try again later."
     ).response()

@@ -17,7 +17,8 @@ and ``zoneUuid`` are set only by Add; an update naming them is refused with
 Instance group lifecycle, one step every ``provision_seconds``::
 
     Deploy:  Deploying -> ServiceBootingUp -> Running   (the job ends at ServiceBootingUp)
-             (a group serving the fault-fixture model ends Failed instead of Running)
+             (Failed instead of Running for a group serving the fault-fixture model, or
+             named by ``ZStackSettings.fail_provisioning``)
     Update of environmentVariables / startupParameters: ServiceBootingUp -> Running
     Delete:  Deleting -> gone                            (the job ends when it is gone)
 
@@ -29,6 +30,7 @@ delete APIs do.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -322,7 +324,7 @@ def deploy_model_service(cloud: ZStackCloud, call: Call) -> JsonObject:
     }
     cloud.stamp(group, created=True)
     group["instances"] = [_instance(group, ADMIN_ACCOUNT_UUID)]
-    cloud.schedule(group, "Deploying", "ServiceBootingUp", _final_status(group))
+    cloud.schedule(group, "Deploying", "ServiceBootingUp", _final_status(cloud, group))
     cloud.groups[group_uuid] = group
     return cloud.add_job(result=GROUPS, target=group_uuid)
 
@@ -361,7 +363,7 @@ def update_group(cloud: ZStackCloud, call: Call) -> JsonObject:
     group.update(changes)
     cloud.stamp(group)
     if restart:
-        cloud.schedule(group, "ServiceBootingUp", _final_status(group))
+        cloud.schedule(group, "ServiceBootingUp", _final_status(cloud, group))
     return cloud.add_job(result=GROUPS, target=group["uuid"])
 
 
@@ -471,8 +473,10 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _final_status(group: JsonObject) -> str:
-    return "Failed" if group.get("modelUuid") in FAILING_MODELS else "Running"
+def _final_status(cloud: ZStackCloud, group: JsonObject) -> str:
+    """``Failed`` for the fault-fixture model and for names matching ``fail_provisioning``."""
+    doomed = any(fnmatch.fnmatchcase(group["name"], glob) for glob in cloud.settings.fail_provisioning)
+    return "Failed" if doomed or group.get("modelUuid") in FAILING_MODELS else "Running"
 
 
 def _instance(group: JsonObject, account_uuid: str) -> JsonObject:

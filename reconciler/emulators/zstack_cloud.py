@@ -123,6 +123,8 @@ class ZStackSettings:
     ``session_ttl_seconds``: a session's lifetime from its login (not renewed
     by use). ``job_ttl_seconds``: how long a finished job's result is kept.
     ``clock``: seconds since the epoch; inject a fake one to move time by hand.
+    ``fail_provisioning``: name globs (``fnmatch``, case-sensitive); instance
+    groups so named end their deployment ``Failed`` (``FaultSettings.fail_provisioning``).
     """
 
     account: str = "admin"
@@ -131,6 +133,7 @@ class ZStackSettings:
     session_ttl_seconds: float = 7200
     clock: Callable[[], float] = time.time
     job_ttl_seconds: float = 3600
+    fail_provisioning: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

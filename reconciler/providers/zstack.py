@@ -8,10 +8,11 @@ is added) or ``embedded`` (an in-process emulator whose cloud is kept in
 ``<state_dir>/emulator/zstack.json``; account ``admin``/``password`` unless
 given), ``account``, ``password`` (a secret: sent only as its SHA-512 hex,
 never stored, logged or shown), ``zone_uuid`` (default zone of instance
-groups), ``model_center_uuid`` (default of model services), ``timeout`` (per
-HTTP call), ``max_in_flight``, ``wait_timeout`` (caps every wait and every
-asynchronous job), ``poll_interval`` and, for ``embedded`` only,
-``provision_seconds``.
+groups; ``embedded``: zone-1), ``model_center_uuid`` (default of model
+services; ``embedded``: its model center), ``wait_timeout`` (caps every wait
+and every asynchronous job), ``poll_interval``, the HTTP knobs every provider
+takes (``timeout``, ``max_retries``, ``max_requests_per_second``,
+``max_in_flight``) and, for ``embedded`` only, ``provision_seconds``.
 
 Every asynchronous API (Add, Deploy, Update group, Delete) is followed to its
 job's end inside the call, so ``create`` returns the created object with its
@@ -34,7 +35,7 @@ import httpx
 
 from reconciler.errors import ProviderError, UsageError
 from reconciler.providers.base import KindSpec, Live, RefValue, Until
-from reconciler.providers.http import ApiClient
+from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings
 from reconciler.providers.zstack_schema import (
     KINDS,
     SERVICE,
@@ -49,8 +50,7 @@ from reconciler.providers.zstack_session import (
     ZStackSession,
     error_of,
     invalid,
-    password_digest,
-    zstack_error,
+    zstack_client,
 )
 
 API_PREFIX = "/zstack/v1"
@@ -58,10 +58,10 @@ PAGE_SIZE = 100
 EMBEDDED_BASE_URL = "http://zstack.embedded"
 READY_STATUSES = frozenset({"Running"})
 FAILED_STATUSES = frozenset({"Failed"})
-BLOCK_KEYS = frozenset(
-    {"url", "account", "password", "zone_uuid", "model_center_uuid", "timeout", "max_in_flight"}
-    | {"wait_timeout", "poll_interval", "provision_seconds"}
-)
+BLOCK_KEYS = HTTP_BLOCK_KEYS | {
+    "url", "account", "password", "zone_uuid", "model_center_uuid", "wait_timeout", "poll_interval",
+    "provision_seconds",
+}  # fmt: skip
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -119,8 +119,7 @@ class ZStackProvider:
         for key, value in texts.items():
             if value is not None and (not isinstance(value, str) or not value):
                 raise UsageError(f"providers.zstack.{key} must be a non-empty string")
-        timeout = _number(block, "timeout", 30.0)
-        max_in_flight = int(_number(block, "max_in_flight", 10))
+        knobs = http_settings(block, PLATFORM)
         options: dict[str, Any] = {
             "wait_timeout": _number(block, "wait_timeout", 1800.0),
             "poll_interval": _number(block, "poll_interval", 1.0),
@@ -152,11 +151,7 @@ class ZStackProvider:
             account, password = texts["account"], texts["password"]
             root = url.rstrip("/")
             base_url = root if root.endswith(API_PREFIX) else root + API_PREFIX
-        http = httpx.AsyncClient(base_url=base_url, transport=transport)
-        api = ApiClient(
-            http, platform=PLATFORM, error_parser=zstack_error, timeout=timeout, max_in_flight=max_in_flight,
-            secrets=(password, password_digest(password)),
-        )  # fmt: skip
+        api = zstack_client(base_url, password=password, settings=knobs, transport=transport)
         return cls(
             api,
             account=account,
@@ -212,7 +207,9 @@ class ZStackProvider:
             operation, method = "DeployModelService", "PUT"
             path = f"/ai/model-services/{quote(str(desired.get('modelServiceUuid')), safe='')}/actions"
             body = {"deployModelService": request_body(kind, desired, k.fields)}
-        answer = await self.session.call(method, path, json=body, operation=operation, asynchronous=True)
+        answer = await self.session.call(
+            method, path, json=body, operation=operation, asynchronous=True, idempotent=False
+        )
         return self._live(kind, _inventory(answer, operation))
 
     async def update(self, kind: str, live: Live, desired: Mapping[str, Any]) -> Live:

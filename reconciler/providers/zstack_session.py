@@ -11,10 +11,12 @@
   the management node can reach) with backoff until it answers 200 (its
   result, possibly empty) or 503 (its ``{"error"}``, raised as ProviderError
   with the ZStack code), for at most ``job_timeout`` seconds.
-* **Errors**: ZStack answers every API failure with 503, which
-  :class:`ApiClient` deems retryable; here a failure carrying a ZStack code is
-  retryable only for the transient codes (``SYS.1001`` timeout, ``SYS.1010``
-  not ready, ``SYS.1012`` management node unavailable).
+* **Errors**: ZStack answers every API failure with 503. :func:`zstack_retry_on`
+  tells :class:`ApiClient` which are transient: no ZStack code (a proxy's
+  answer) or one of :data:`TRANSIENT_CODES` (internal error, timeout, not
+  ready, undeliverable, management node unavailable); a validation or
+  authentication failure is not. DeployModelService is sent as not replayable
+  (a PUT that creates): after a lost answer it is never sent again blindly.
 
 Telling 202 from 200 needs the HTTP status, which :meth:`ApiClient.request`
 does not return; an httpx response hook records it for the calling task.
@@ -34,11 +36,11 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.errors import ProviderError
-from reconciler.providers.http import ApiClient
+from reconciler.providers.http import RETRYABLE_STATUSES, ApiClient, HttpSettings
 
 PLATFORM = "zstack"
 SESSION_EXPIRED = "ID.1001"
-RETRYABLE_CODES = frozenset({"SYS.1001", "SYS.1010", "SYS.1012"})
+TRANSIENT_CODES = frozenset({"SYS.1000", "SYS.1001", "SYS.1010", "SYS.1011", "SYS.1012"})
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -66,6 +68,39 @@ def error_of(body: Any) -> tuple[str | None, str] | None:
     code = error.get("code")
     parts = [str(error[key]) for key in ("description", "details") if error.get(key)]
     return (str(code) if code else None), ": ".join(parts) or "no details given"
+
+
+def zstack_retry_on(response: httpx.Response) -> bool:
+    """Whether an error answer is transient: a retryable status without a ZStack code, or a transient code."""
+    if response.status_code not in RETRYABLE_STATUSES:
+        return False
+    try:
+        parsed = error_of(response.json())
+    except ValueError:
+        return True
+    return parsed is None or parsed[0] is None or parsed[0] in TRANSIENT_CODES
+
+
+def zstack_client(
+    base_url: str,
+    *,
+    password: str,
+    settings: HttpSettings | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    event_hooks: Mapping[str, builtins.list[Callable[..., Any]]] | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> ApiClient:
+    """The :class:`ApiClient` for one ZStack management node (``base_url`` ends in ``/zstack/v1``).
+
+    The password and its digest are scrubbed from every message.
+    """
+    knobs = settings if settings is not None else HttpSettings()
+    http = httpx.AsyncClient(base_url=base_url, transport=transport, event_hooks=dict(event_hooks or {}))
+    return ApiClient(
+        http, platform=PLATFORM, error_parser=zstack_error, retry_on=zstack_retry_on, timeout=knobs.timeout,
+        secrets=(password, password_digest(password)), pacing=knobs.pacing(sleep=sleep), retry=knobs.retry,
+        sleep=sleep,
+    )  # fmt: skip
 
 
 def password_digest(password: str) -> str:
@@ -127,13 +162,17 @@ class ZStackSession:
         json: Any = None,
         operation: str,
         asynchronous: bool = False,
+        idempotent: bool | None = None,
     ) -> Any:
-        """One API call in the session (a job followed to its result when ``asynchronous``)."""
+        """One API call in the session (a job followed to its result when ``asynchronous``).
+
+        ``idempotent``: as for :meth:`ApiClient.request` (False for a call that creates).
+        """
         for attempt in (1, 2):
             session = await self._ensure_session()
             try:
                 status, answer = await self._request(
-                    method, path, params=params, json=json, operation=operation
+                    method, path, params=params, json=json, operation=operation, idempotent=idempotent
                 )
                 return await self._job_result(status, answer, operation) if asynchronous else answer
             except ProviderError as exc:
@@ -153,18 +192,15 @@ class ZStackSession:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         operation: str,
+        idempotent: bool | None = None,
     ) -> tuple[int | None, Any]:
-        """``(HTTP status, decoded body)``."""
+        """``(HTTP status of the last attempt, decoded body)``."""
         sink: builtins.list[int] = []
         token = _statuses.set(sink)
         try:
-            answer = await self.api.request(method, path, params=params, json=json, operation=operation)
-        except ProviderError as exc:
-            if exc.code is None or not exc.retryable or exc.code in RETRYABLE_CODES:
-                raise
-            raise ProviderError(
-                exc.platform, exc.platform_message, code=exc.code, status=exc.status, operation=exc.operation
-            ) from exc
+            answer = await self.api.request(
+                method, path, params=params, json=json, operation=operation, idempotent=idempotent
+            )
         finally:
             _statuses.reset(token)
         return (sink[-1] if sink else None), answer
@@ -181,7 +217,7 @@ class ZStackSession:
         deadline = self._clock() + self.job_timeout
         delay = min(0.05, self.poll_interval)
         while True:
-            try:
+            try:  # ApiClient retries a transient failure of the poll itself a few times
                 status, answer = await self._request("GET", path, operation=operation)
             except ProviderError as exc:
                 if exc.code is not None or not exc.retryable:  # the job's own failure, or it expired

@@ -129,7 +129,7 @@ def test_the_bearer_scheme_is_case_insensitive(client: TestClient) -> None:
 
 def test_unknown_paths_and_methods_answer_the_model_studio_envelope(client: TestClient) -> None:
     assert_error(client.get("/api/v1/nothing"), 404, "NotFound", "/api/v1/nothing")
-    assert_error(client.patch(BASE), 405, "NotFound")
+    assert_error(client.patch(BASE), 405, "MethodNotAllowed")
 
 
 @pytest.mark.parametrize(

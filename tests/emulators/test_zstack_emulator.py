@@ -112,7 +112,9 @@ def login(client: TestClient, account: str = "admin", digest: str = DIGEST) -> h
     )
 
 
-def make_cloud(clock: FakeClock, provision_seconds: float = 0, data_file: Path | None = None, **kw: Any) -> Cloud:
+def make_cloud(
+    clock: FakeClock, provision_seconds: float = 0, data_file: Path | None = None, **kw: Any
+) -> Cloud:
     settings = ZStackSettings(password=PASSWORD, provision_seconds=provision_seconds, clock=clock, **kw)
     return Cloud(TestClient(build_zstack_app(settings, Store(data_file, clock=clock))), clock)
 
@@ -190,7 +192,9 @@ def test_authorization_header_is_checked_by_the_rest_layer_in_plain_text(cloud: 
 
 
 def test_unknown_paths_and_methods_answer_plain_text(cloud: Cloud) -> None:
-    assert_plain(cloud.request("GET", f"{API}/no-such-things"), 404, "no api mapping to /zstack/v1/no-such-things")
+    assert_plain(
+        cloud.request("GET", f"{API}/no-such-things"), 404, "no api mapping to /zstack/v1/no-such-things"
+    )
     assert_plain(cloud.request("PATCH", SERVICES), 405, "The method[PATCH] is not allowed")
     assert_plain(cloud.client.post(f"{API}/api-jobs/abc"), 405, "only GET method is allowed")
 
@@ -252,7 +256,9 @@ def test_add_model_service_validation_fails_the_job(cloud: Cloud) -> None:
 
 
 def test_malformed_json_is_a_400_with_the_error_envelope(cloud: Cloud) -> None:
-    broken = cloud.request("POST", SERVICES, content=b'{"params": {', headers={"Content-Type": "application/json"})
+    broken = cloud.request(
+        "POST", SERVICES, content=b'{"params": {', headers={"Content-Type": "application/json"}
+    )
     assert_error(broken, 400, "SYS.1007", "not valid JSON")
     listed = cloud.request("POST", SERVICES, json=[1, 2])
     assert_error(listed, 400, "SYS.1007", "JSON object")
@@ -270,7 +276,9 @@ def test_update_model_service_in_every_body_form(cloud: Cloud) -> None:
     assert flat.status_code == 200
     assert flat.json()["success"] is True and flat.json()["error"] is None
     assert flat.json()["inventory"]["description"] == "flat" and flat.json()["inventory"]["requestCpu"] == 8
-    wrapped = cloud.request("PUT", path, json={"updateModelService": {"description": "wrapped"}, "systemTags": []})
+    wrapped = cloud.request(
+        "PUT", path, json={"updateModelService": {"description": "wrapped"}, "systemTags": []}
+    )
     assert wrapped.json()["inventory"]["description"] == "wrapped"
     sdk = cloud.request("PUT", path, json={"params": {"description": "sdk"}})
     assert sdk.json()["inventory"]["description"] == "sdk"
@@ -290,7 +298,10 @@ def test_update_model_service_refusals_keep_the_seed_envelope(cloud: Cloud) -> N
     assert bad.status_code == 503 and bad.json()["success"] is False
     assert bad.json()["error"]["code"] == "SYS.1007" and "requestMemory" in bad.json()["error"]["details"]
     fixed = cloud.request("PUT", path, json={"installPath": "/elsewhere"})
-    assert fixed.json()["error"]["code"] == "SYS.1007" and "cannot be updated" in fixed.json()["error"]["details"]
+    assert (
+        fixed.json()["error"]["code"] == "SYS.1007"
+        and "cannot be updated" in fixed.json()["error"]["details"]
+    )
     empty_name = cloud.request("PUT", path, json={"name": "  "})
     assert empty_name.json()["success"] is False
     missing = cloud.request("PUT", f"{SERVICES}/{'c' * 32}", json={"name": "x"})
@@ -323,7 +334,9 @@ def test_query_conditions_paging_count_and_sort(cloud: Cloud) -> None:
     assert names(page) == ["svc-05", "svc-06", "svc-07"] and page["total"] == 12
     assert "total" not in query(limit=1)
     assert query("name~=svc-0%", count="true") == {"total": 10}
-    assert_plain(cloud.request("GET", SERVICES, params={"q": "name"}), 400, "doesn't contain any query operator")
+    assert_plain(
+        cloud.request("GET", SERVICES, params={"q": "name"}), 400, "doesn't contain any query operator"
+    )
     assert_plain(cloud.request("GET", SERVICES, params={"limit": "ten"}), 400, "'limit' must be an integer")
     assert_error(cloud.request("GET", SERVICES, params={"q": "colour=red"}), 503, "SYS.1007", "colour")
 
@@ -392,7 +405,9 @@ def test_update_group_restarts_on_new_environment_and_refuses_fixed_fields(slow:
     service = slow.add_service()
     group_uuid = slow.done(slow.deploy(service["uuid"])).json()["inventory"]["uuid"]
     busy = slow.request(
-        "PUT", f"{API}/model-service-instance-groups/{group_uuid}", json={"updateModelServiceInstanceGroup": {}}
+        "PUT",
+        f"{API}/model-service-instance-groups/{group_uuid}",
+        json={"updateModelServiceInstanceGroup": {}},
     )
     assert_error(slow.job(busy), 503, "SYS.1006", "ServiceBootingUp")
     slow.clock.advance(10)
@@ -404,7 +419,9 @@ def test_update_group_restarts_on_new_environment_and_refuses_fixed_fields(slow:
     slow.clock.advance(10)
     updated = slow.job(accepted).json()["inventory"]
     assert updated["status"] == "Running" and updated["environmentVariables"] == {"A": "2"}
-    renamed = slow.request("PUT", f"{GROUPS}/{group_uuid}/actions", json={"updateModelServiceInstanceGroup": {"name": "g2"}})
+    renamed = slow.request(
+        "PUT", f"{GROUPS}/{group_uuid}/actions", json={"updateModelServiceInstanceGroup": {"name": "g2"}}
+    )
     assert slow.done(renamed).json()["inventory"]["name"] == "g2"
     fixed = slow.request(
         "PUT", f"{GROUPS}/{group_uuid}/actions", json={"updateModelServiceInstanceGroup": {"cpuNum": 2}}

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -26,11 +27,16 @@ from reconciler.emulators.modelstudio import ModelStudioSettings, build_modelstu
 from reconciler.providers.modelstudio import KIND, ModelStudioProvider
 
 dashscope = pytest.importorskip("dashscope")
+from dashscope import Client  # noqa: E402
 from dashscope.v2 import errors as v2_errors  # noqa: E402
 
 KEY = "sk-official-client-test"
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 STARTUP_SECONDS = 10.0
+# The 2.x client annotates ``deploy_spec`` as a dict; the platform documents a spec name ("MU1")
+# and the client sends the value as given, so a string it is (typed Any here).
+MU1: Any = "MU1"
+MU5: Any = "MU5"
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +64,18 @@ def base_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def client(base_url: str) -> Iterator[dashscope.Client]:
-    with dashscope.Client(api_key=KEY, base_url=base_url, max_retries=0, timeout=10) as official:
+def client(base_url: str) -> Iterator[Client]:
+    with Client(api_key=KEY, base_url=base_url, max_retries=0, timeout=10) as official:
         yield official
 
 
 # ---------------------------------------------------------------- the 2.x client
 
 
-def test_v2_create_get_list_scale_delete(client: dashscope.Client) -> None:
+def test_v2_create_get_list_scale_delete(client: Client) -> None:
     deployments = client.deployments
     created = deployments.create(
-        model="qwen3-8b", capacity=4, plan="mu", deploy_spec="MU1", billing_method="POST_PAY", suffix="v2a"
+        model="qwen3-8b", capacity=4, plan="mu", deploy_spec=MU1, billing_method="POST_PAY", suffix="v2a"
     )
     assert not created.is_error and created.request_id
     assert re.fullmatch(r"qwen3-8b-[0-9a-f]{8}-v2a", created.deployed_model or "")
@@ -85,7 +91,7 @@ def test_v2_create_get_list_scale_delete(client: dashscope.Client) -> None:
 
     got = deployments.get(dm)
     assert (got.status, got.ready_capacity, got.model) == ("RUNNING", 4, "qwen3-8b")
-    assert got.model_unit_spec == "MU1"  # per-plan fields ride along as extras
+    assert (got.model_extra or {})["model_unit_spec"] == "MU1"  # per-plan fields ride along as extras
 
     listed = deployments.list(page_no=1, page_size=10)
     assert listed.total_count >= 1 and (listed.page_no, listed.page_size) == (1, 10)
@@ -103,9 +109,9 @@ def test_v2_create_get_list_scale_delete(client: dashscope.Client) -> None:
     assert gone.value.message == f"Model: {dm} not found!"
 
 
-def test_v2_stream_events_parse(client: dashscope.Client) -> None:
+def test_v2_stream_events_parse(client: Client) -> None:
     created = client.deployments.create(
-        model="qwen3-8b", capacity=1, plan="mu", deploy_spec="MU5", billing_method="POST_PAY", suffix="v2s"
+        model="qwen3-8b", capacity=1, plan="mu", deploy_spec=MU5, billing_method="POST_PAY", suffix="v2s"
     )
     assert created.deployed_model is not None
     events = list(client.deployments.stream_events(created.deployed_model))
@@ -118,17 +124,17 @@ def test_v2_stream_events_parse(client: dashscope.Client) -> None:
 
 
 def test_v2_a_wrong_key_fails_as_the_platform_fails(base_url: str) -> None:
-    stranger = dashscope.Client(api_key="sk-wrong", base_url=base_url, max_retries=0, timeout=10)
+    stranger = Client(api_key="sk-wrong", base_url=base_url, max_retries=0, timeout=10)
     with stranger, pytest.raises(v2_errors.AuthenticationError) as refused:
         stranger.deployments.list()
     assert (refused.value.status_code, refused.value.code) == (401, "InvalidApiKey")
     assert refused.value.message == "Invalid API-key provided."
 
 
-def test_v2_refusals_map_to_the_client_errors(client: dashscope.Client) -> None:
+def test_v2_refusals_map_to_the_client_errors(client: Client) -> None:
     with pytest.raises(v2_errors.BadRequestError) as invalid:
         client.deployments.create(
-            model="qwen3-8b", capacity=6, plan="mu", deploy_spec="MU1", billing_method="POST_PAY"
+            model="qwen3-8b", capacity=6, plan="mu", deploy_spec=MU1, billing_method="POST_PAY"
         )
     assert invalid.value.code == "InvalidParameter"
     assert invalid.value.message == (

@@ -28,9 +28,8 @@ from reconciler.emulators.zstack import (
 )
 from reconciler.errors import ProviderError, UsageError
 from reconciler.providers.base import UNKNOWN, Live, Provider, RefValue
-from reconciler.providers.http import ApiClient
 from reconciler.providers.zstack import ZStackProvider
-from reconciler.providers.zstack_session import password_digest, zstack_error
+from reconciler.providers.zstack_session import password_digest, zstack_client, zstack_retry_on
 
 PASSWORD = "pa55-under-test-9c1d"
 SERVICE = "model_service"
@@ -76,11 +75,14 @@ def provider_for(
     wait_timeout: float = 600.0,
 ) -> ZStackProvider:
     hooks: dict[str, list[Callable[..., Any]]] = {"request": [recorder]} if recorder is not None else {}
-    http = httpx.AsyncClient(transport=transport, base_url="http://zstack.test/zstack/v1", event_hooks=hooks)
-    api = ApiClient(
-        http, platform="zstack", error_parser=zstack_error, secrets=(password, password_digest(password))
-    )
     clock = clock or FakeClock()
+    api = zstack_client(
+        "http://zstack.test/zstack/v1",
+        password=password,
+        transport=transport,
+        event_hooks=hooks,
+        sleep=clock.sleep,
+    )
     return ZStackProvider(
         api, account="admin", password=password, zone_uuid=ZONE_1_UUID, model_center_uuid=MODEL_CENTER_UUID,
         wait_timeout=wait_timeout, poll_interval=1.0, clock=clock, sleep=clock.sleep,
@@ -169,7 +171,7 @@ def test_zstack_provider_satisfies_the_protocol_and_embeds_its_emulator(tmp_path
     ],
 )
 def test_bad_blocks_are_usage_errors(tmp_path: Path, block: dict[str, Any], fragment: str) -> None:
-    with pytest.raises(UsageError, match="providers.zstack") as caught:
+    with pytest.raises(UsageError, match=r"providers\.zstack") as caught:
         ZStackProvider.from_block(block, state_dir=tmp_path)
     assert fragment in str(caught.value)
 
@@ -193,7 +195,7 @@ def test_desired_checks_fields_and_fills_defaults() -> None:
     assert group["environmentVariables"] == {"N": "2", "DEBUG": "true"}
     with pytest.raises(UsageError, match="unknown field"):
         p.desired(SERVICE, service_attrs(colour="red"), {})
-    with pytest.raises(UsageError, match="missing required field.*installPath"):
+    with pytest.raises(UsageError, match=r"missing required field.*installPath"):
         p.desired(SERVICE, {k: v for k, v in service_attrs().items() if k != "installPath"}, {})
     with pytest.raises(UsageError, match="source must be one of"):
         p.desired(SERVICE, service_attrs(source="GitHub"), {})
@@ -414,3 +416,55 @@ def test_the_password_travels_only_as_its_digest() -> None:
     assert all(
         r.headers["Authorization"].startswith("OAuth ") for r in recorder.requests if r.url.path != LOGIN
     )
+
+
+def zstack_answer(status: int, code: str | None = None) -> httpx.Response:
+    body = {"error": {"code": code, "description": "d", "details": "x"}} if code else None
+    return httpx.Response(status, json=body) if body else httpx.Response(status, text="proxy says no")
+
+
+@pytest.mark.parametrize(
+    ("response", "transient"),
+    [
+        (zstack_answer(503, "SYS.1007"), False),
+        (zstack_answer(503, "SYS.1006"), False),
+        (zstack_answer(503, "ID.1001"), False),
+        (zstack_answer(503, "ID.1000"), False),
+        (zstack_answer(503, "SYS.1000"), True),
+        (zstack_answer(503, "SYS.1001"), True),
+        (zstack_answer(429, "SYS.1000"), True),
+        (zstack_answer(502), True),
+        (zstack_answer(400), False),
+        (zstack_answer(404), False),
+    ],
+)
+def test_retry_on_tells_transient_failures_from_final_ones(response: httpx.Response, transient: bool) -> None:
+    assert zstack_retry_on(response) is transient
+
+
+def test_a_transient_poll_failure_is_retried_and_a_deploy_is_never_resent() -> None:
+    sent: list[str] = []
+    job = "7" * 32
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(f"{request.method} {request.url.path}")
+        if request.url.path == LOGIN:
+            return httpx.Response(200, json={"inventory": {"uuid": "1" * 32}})
+        if request.method == "PUT" and request.url.path.endswith("/actions"):
+            raise httpx.ReadError("connection reset after the request was sent")
+        if request.url.path.endswith(f"/api-jobs/{job}"):
+            if sent.count(f"GET {request.url.path}") == 1:
+                return zstack_answer(503, "SYS.1000")  # the poll itself failed: asked again
+            return httpx.Response(200, json={"inventory": {"uuid": "5" * 32, "name": "chat"}})
+        return httpx.Response(202, json={"location": f"http://zstack.test/zstack/v1/api-jobs/{job}"})
+
+    async def body(p: ZStackProvider) -> None:
+        created = await p.create(SERVICE, p.desired(SERVICE, service_attrs(), {}))
+        assert created.id == "5" * 32
+        want = p.desired(GROUP, group_attrs(), {"model_service": RefValue("x.y", created.id)})
+        with pytest.raises(ProviderError) as caught:
+            await p.create(GROUP, want)
+        assert caught.value.retryable and caught.value.operation == "DeployModelService"
+
+    run(provider_for(httpx.MockTransport(handler)), body)
+    assert sum(1 for line in sent if line.startswith("PUT") and line.endswith("/actions")) == 1
