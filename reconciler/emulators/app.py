@@ -1,6 +1,6 @@
 """One ASGI app serving every platform emulator, and a way to run it.
 
-The platforms' paths do not collide (Fabric ``/v1/...``; later Model Studio
+The platforms' paths do not collide (Fabric ``/v1/...``, Model Studio
 ``/api/v1/...`` and ZStack ``/zstack/v1/...``), so their routes share one
 router and one store. Errors are answered in one place: a handler's
 :class:`~reconciler.emulators.envelope.ApiError` becomes its platform's
@@ -19,14 +19,42 @@ from reconciler.emulators.config import EmulatorConfig
 from reconciler.emulators.envelope import ApiError, FabricError
 from reconciler.emulators.fabric import fabric_routes
 from reconciler.emulators.faults import FaultInjector, quiet_dropped_connections
+from reconciler.emulators.modelstudio import (
+    ModelStudioSettings,
+    answer_http_exception,
+    answer_internal_error,
+    modelstudio_routes,
+)
 from reconciler.emulators.store import Store
+from reconciler.emulators.zstack import ZStackSettings, zstack_routes
 
 
 def build_app(config: EmulatorConfig) -> Starlette:
     """The emulators' app; loads ``config.data_file`` now if it is set (``app.state.store``)."""
     store = Store(config.data_file, clock=config.clock)
     app = Starlette(
-        routes=[*fabric_routes(config, store)],
+        routes=[
+            *fabric_routes(config, store),
+            *modelstudio_routes(
+                store,
+                ModelStudioSettings(
+                    api_key=config.modelstudio_api_key,
+                    provision_seconds=config.provision_seconds,
+                    clock=config.clock,
+                ),
+            ),
+            *zstack_routes(
+                store,
+                ZStackSettings(
+                    account=config.zstack_account,
+                    password=config.zstack_password,
+                    provision_seconds=config.provision_seconds,
+                    session_ttl_seconds=config.zstack_session_ttl_seconds,
+                    clock=config.clock,
+                    fail_provisioning=config.faults.fail_provisioning,
+                ),
+            ),
+        ],
         exception_handlers={
             ApiError: _answer_api_error,
             HTTPException: _answer_http_exception,
@@ -54,6 +82,8 @@ async def _answer_api_error(request: Request, exc: Exception) -> Response:
 
 async def _answer_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/v1/"):
+        return await answer_http_exception(request, exc)
     status = exc.status_code
     response = FabricError(status, "common.01000001", f"response status exception, code: {status}").response()
     response.headers.update(exc.headers or {})
@@ -61,4 +91,6 @@ async def _answer_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def _answer_internal_error(request: Request, exc: Exception) -> Response:
+    if request.url.path.startswith("/api/v1/"):
+        return await answer_internal_error(request, exc)
     return FabricError(500, "common.00000500", "internal error").response()

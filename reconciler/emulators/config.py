@@ -15,6 +15,9 @@ class EmulatorConfig:
     """Settings shared by every platform emulator in one app.
 
     ``fabric_token``: the only ``X-Auth-Token`` the Fabric emulator accepts.
+    ``modelstudio_api_key``: the only ``Bearer`` key the Model Studio emulator accepts.
+    ``zstack_account`` / ``zstack_password``: the ZStack login the emulator accepts
+    (sessions expire after ``zstack_session_ttl_seconds``).
     ``provision_seconds``: how long an asynchronous transition (CREATING,
     UPDATING, DELETING) lasts before it settles. ``0`` settles on the very next
     request, which is what tests want: ``EmulatorConfig(provision_seconds=0, clock=fake)``.
@@ -29,6 +32,10 @@ class EmulatorConfig:
     """
 
     fabric_token: str = "emulator-token"
+    modelstudio_api_key: str = field(default="emulator-key", repr=False)
+    zstack_account: str = "admin"
+    zstack_password: str = field(default="password", repr=False)
+    zstack_session_ttl_seconds: float = 7200
     provision_seconds: float = 1.0
     data_file: Path | None = None
     clock: Callable[[], float] = time.time

@@ -14,6 +14,8 @@ status   error_code                  when
 =======  ==========================  ==============================================
 400      common.01000001             body or query breaks a rule (names field, rule)
 401      APIG.1002                   missing or wrong ``X-Auth-Token``
+401      APIG.0301                   AK/SK signature wrong, AK unknown, or
+                                     ``X-Sdk-Date`` over 15 minutes off (``fabric_auth``)
 404      common.01000001             an endpoint / model / version / instance id
                                      names nothing; unknown path
 405      common.01000001             path exists, method does not

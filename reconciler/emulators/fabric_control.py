@@ -227,12 +227,13 @@ def model_view(model: JsonObject) -> JsonObject:
 
 
 def _new_version(cloud: FabricCloud, fields: JsonObject) -> JsonObject:
-    """A model version as the SDK's ``ModelVersionInfo`` reads it (``cap_white_list`` left out)."""
+    """A model version as the SDK's ``ModelVersionInfo`` reads it."""
     return {
         "id": cloud.store.new_id(),
         **fields,
         "create_time": cloud.timestamp(),
         "create_user": dict(OWNER),
+        "cap_white_list": [],
     }
 
 

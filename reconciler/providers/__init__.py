@@ -17,7 +17,7 @@ from typing import Any
 from reconciler.errors import UsageError
 from reconciler.providers.base import Provider
 
-PLATFORMS: tuple[str, ...] = ("fabric",)
+PLATFORMS: tuple[str, ...] = ("fabric", "modelstudio", "zstack")
 
 
 def build_provider(platform: str, block: Mapping[str, Any], *, state_dir: Path) -> Provider:
@@ -30,6 +30,14 @@ def build_provider(platform: str, block: Mapping[str, Any], *, state_dir: Path) 
         from reconciler.providers.fabric import FabricProvider
 
         return FabricProvider.from_block(block, state_dir=state_dir)
+    if platform == "modelstudio":
+        from reconciler.providers.modelstudio import ModelStudioProvider
+
+        return ModelStudioProvider.from_block(block, state_dir=state_dir)
+    if platform == "zstack":
+        from reconciler.providers.zstack import ZStackProvider
+
+        return ZStackProvider.from_block(block, state_dir=state_dir)
     raise UsageError(f"unknown platform {platform!r}; known platforms: {', '.join(PLATFORMS)}")
 
 

@@ -594,7 +594,7 @@ def _invalid(operation: str, message: str) -> ProviderError:
 class _Credentials:
     """How requests prove who sends them: an IAM token, or an AK/SK pair that signs each request."""
 
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     ak: str | None = None
     sk: str | None = field(default=None, repr=False)
     project_id: str | None = None

@@ -236,7 +236,7 @@ class ZStackProvider:
     async def delete(self, kind: str, id: str, scope: Mapping[str, str]) -> None:
         """Delete (``deleteMode=Permissive``) and wait for the job; a missing object is success in ZStack."""
         k = kind_of(kind)
-        path = f"{'/ai/model-services' if kind == SERVICE else k.collection}/{quote(id, safe='')}"
+        path = f"{k.collection}/{quote(id, safe='')}"
         params = {"deleteMode": "Permissive"}
         await self.session.call("DELETE", path, params=params, operation=f"Delete{k.noun}", asynchronous=True)
 
@@ -314,13 +314,13 @@ def _settled(kind: str, id: str, live: Live | None, until: Until) -> bool:
     """True when ``live`` has reached ``until``; raises when it never will."""
     status = live.status if live is not None else None
     operation = f"Wait{kind_of(kind).noun}"
+    if until == "gone":
+        return live is None
     if live is not None and status in FAILED_STATUSES:
         instances = live.attributes.get("instances") or []
         detail = ", ".join(f"{i.get('uuid')}: {i.get('status')}" for i in instances if isinstance(i, dict))
         message = f"{kind} {id} is {status}" + (f" (instances: {detail})" if detail else "")
         raise ProviderError(PLATFORM, message, code=str(status), operation=operation)
-    if until == "gone":
-        return live is None
     if live is None or status == "Deleting":
         message = f"{kind} {id} is {status or 'gone'} while waiting for it to become ready"
         raise ProviderError(PLATFORM, message, code="not_found", operation=operation)

@@ -18,6 +18,7 @@ Any issue raises one :class:`StackError` holding all of them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ from reconciler.errors import Issue, StackError
 from reconciler.stack import models, templates
 from reconciler.stack.expressions import referenced
 from reconciler.stack.source import Document, Loc, format_loc, read_yaml
-from reconciler.stack.spec import SECTIONS, Deferred, Lifecycle, ResourceSpec, Stack
+from reconciler.stack.spec import SECTIONS, Deferred, HealthCheck, Lifecycle, ResourceSpec, Stack
 
 SINGULAR = {
     "workspaces": "workspace",
@@ -190,10 +191,12 @@ class _Loader:
             for key, raw in _items(rendered.get(section)):
                 if (message := models.check_key(key)) is not None:
                     self.report((section, key), message, key=True)
+                root = models.resource_class(section, raw) if section == "models" else None
+                adapter = _adapter(root) if root is not None else _ADAPTERS[section]
                 try:
-                    valid[f"{section}.{key}"] = _ADAPTERS[section].validate_python(raw)
+                    valid[f"{section}.{key}"] = adapter.validate_python(raw)
                 except ValidationError as exc:
-                    self.errors(exc, models.RESOURCE_TYPES[section], (section, key))
+                    self.errors(exc, root or models.RESOURCE_TYPES[section], (section, key))
         return valid
 
     def missing(self, section: str, key: str) -> str:
@@ -327,6 +330,7 @@ class _Loader:
                 lifecycle,
                 self.file,
                 self.doc.line((section, key), key=True),
+                _health(resource),
             )
         backend = models.plain(stack_file.backend) if stack_file.backend else {}
         providers = models.plain(stack_file.providers) if stack_file.providers else {}
@@ -447,6 +451,7 @@ def _digest(
                 "refs": r.refs,
                 "depends_on": r.depends_on,
                 "lifecycle": asdict(r.lifecycle),
+                "health_check": asdict(r.health_check) if r.health_check else None,
             }
             for r in resources.values()
         ],
@@ -457,3 +462,13 @@ def _digest(
     if inputs:
         text += json.dumps(inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _health(resource: models.Resource) -> HealthCheck | None:
+    block = getattr(resource, "health_check", None)
+    return block.to_spec() if isinstance(block, models.HealthCheckBlock) else None
+
+
+@functools.cache
+def _adapter(cls: type[models.Resource]) -> TypeAdapter[Any]:
+    return TypeAdapter(cls)

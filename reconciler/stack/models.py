@@ -36,7 +36,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from reconciler.stack.source import Loc
-from reconciler.stack.spec import SECTIONS, Deferred, Lifecycle
+from reconciler.stack.spec import SECTIONS, Deferred, HealthCheck, Lifecycle
 
 ENDPOINT_TYPES = ("inference", "service", "ray", "job", "ray_service", "sql", "container_job", "notebook")
 FORBIDDEN_IN_DESCRIPTION = "!<>=&'\""
@@ -329,7 +329,7 @@ class Resource(Block):
 
 
 #: Fields that never go to ``ResourceSpec.attrs``.
-META_FIELDS = frozenset({"platform", "lifecycle", "depends_on"})
+META_FIELDS = frozenset({"platform", "lifecycle", "depends_on", "health_check"})
 
 
 class Workspace(Resource):
@@ -400,7 +400,7 @@ class ModelVersion(Block):
 class Model(Resource):
     kind: ClassVar[str] = "model"
     ref_fields: ClassVar[Mapping[str, str]] = {"workspace": "workspaces"}
-    platform: FabricOnly | None = None
+    platform: Annotated[str, _str(_choice(("fabric", "zstack")))] | None = None
     workspace: Ref
     name: Name
     description: Description | None = None
@@ -427,6 +427,16 @@ class InstanceConfig(Block):
     model_instance_config: ModelInstanceConfig
 
 
+class HealthCheckBlock(Block):
+    """A health gate: after the deployment is RUNNING, one invocation must answer in time."""
+
+    timeout: PositiveNumber = 30.0
+    prompt: Text = "ping"
+
+    def to_spec(self) -> HealthCheck:
+        return HealthCheck(timeout=self.timeout, prompt=str(self.prompt))
+
+
 class FabricDeployment(Resource):
     """A DataArts Fabric service instance: a model version served on an endpoint."""
 
@@ -443,11 +453,140 @@ class FabricDeployment(Resource):
     name: Name
     description: Description | None = None
     config: InstanceConfig
+    health_check: HealthCheckBlock | None = None
+
+
+MODELSTUDIO_PLANS = ("mu", "cu", "ptu", "lora")
+_SUFFIX = re.compile(r"[A-Za-z0-9]{1,8}")
+
+
+class PtuCapacity(Block):
+    input_tpm: Annotated[int, _int(0, 1_000_000_000)] | None = None
+    output_tpm: Annotated[int, _int(0, 1_000_000_000)] | None = None
+    thinking_output_tpm: Annotated[int, _int(0, 1_000_000_000)] | None = None
+
+
+def _base_capacity(model_name: Any, spec: Any) -> tuple[int, str] | None:
+    """The base capacity of ``spec`` for ``model_name`` from the shipped catalogue, when known."""
+    from reconciler.emulators.modelstudio_catalogue import load_catalogue
+
+    if not isinstance(model_name, str):
+        return None
+    model = load_catalogue().model(model_name)
+    if model is None:
+        return None
+    found = model.specs.get(spec) if isinstance(spec, str) else None
+    if found is not None:
+        return found.base_capacity, f"the base capacity of {spec} for {model_name}"
+    return model.base_capacity, f"the base capacity of {model_name}"
+
+
+class ModelStudioDeployment(Resource):
+    """An Alibaba Cloud Model Studio deployment (model units, provisioned throughput, LoRA)."""
+
+    kind: ClassVar[str] = "deployment"
+    platform: Literal["modelstudio"]
+    model_name: Short
+    name: Name
+    plan: Annotated[str, _str(_choice(MODELSTUDIO_PLANS))]
+    deploy_spec: SpecCode | None = Field(default=None, validate_default=True)
+    capacity: Annotated[int, _int(0, 999)] | None = Field(default=None, validate_default=True)
+    billing_method: Annotated[str, _str(_choice(("POST_PAY",)))] | None = None
+    enable_thinking: Bool | None = None
+    max_context_length: Annotated[int, _int(1, 10_000_000)] | None = None
+    rpm_limit: Annotated[int, _int(1, 1_000_000_000)] | None = None
+    tpm_limit: Annotated[int, _int(1, 1_000_000_000)] | None = None
+    ptu_capacity: PtuCapacity | None = Field(default=None, validate_default=True)
+    suffix: Annotated[str, _str(_text("1-8 letters or digits", pattern=_SUFFIX, max_len=8))] | None = None
+
+    @field_validator("deploy_spec")
+    @classmethod
+    def _spec_for_mu(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.data.get("plan") == "mu":
+            _fail("required", "required when plan is mu (e.g. MU1)")
+        return value
+
+    @field_validator("capacity")
+    @classmethod
+    def _capacity_steps(cls, value: Any, info: ValidationInfo) -> Any:
+        plan = info.data.get("plan")
+        if value is None:
+            if plan == "mu":
+                _fail("required", "required when plan is mu: an integer multiple of the spec's base capacity")
+            return value
+        base = _base_capacity(info.data.get("model_name"), info.data.get("deploy_spec"))
+        if base is not None and base[0] > 1 and value % base[0]:
+            _fail(
+                "capacity",
+                f"must be a multiple of {base[0]} ({base[1]}), from 0 to 999, not {value}",
+            )
+        return value
+
+    @field_validator("ptu_capacity")
+    @classmethod
+    def _ptu_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("plan") not in (None, "ptu"):
+            _fail("plan", f"only for plan ptu, not {info.data.get('plan')}")
+        return value
+
+
+class ZStackModelService(Resource):
+    """A ZStack AI model service (the template an instance group is deployed from), in ``models``."""
+
+    kind: ClassVar[str] = "model_service"
+    platform: Literal["zstack"]
+    name: Name
+    description: Description | None = None
+    yaml: Text
+    requestCpu: Annotated[int, _int(1, 1024)]
+    requestMemory: Annotated[int, _int(1, 2**50)]
+    installPath: Text
+    startCommand: Text
+    modelCenterUuid: Short | None = None
+    gpuComputeCapability: Short | None = None
+    pythonVersion: Short | None = None
+    condaVersion: Short | None = None
+    type: Annotated[str, _str(_choice(("Endpoint", "FineTune", "ModelEval", "App")))] | None = None
+    framework: Short | None = None
+    source: Annotated[str, _str(_choice(("Other", "Bentoml", "HuggingFace")))] | None = None
+    system: Bool | None = None
+    containerCommand: Text | None = None
+    containerArgs: Text | None = None
+    supportDistributed: Bool | None = None
+    vendorToSpecUuidsMap: dict[str, list[Short]] | None = None
+
+
+class ZStackDeployment(Resource):
+    """A ZStack model service instance group: a model service deployed in a zone."""
+
+    kind: ClassVar[str] = "model_service_instance_group"
+    ref_fields: ClassVar[Mapping[str, str]] = {"model_service": "models"}
+    platform: Literal["zstack"]
+    model_service: Ref
+    name: Name
+    description: Description | None = None
+    type: Annotated[str, _str(_choice(("VirtualMachine", "Container")))]
+    zoneUuid: Short | None = None
+    modelUuid: Short | None = None
+    cpuNum: Annotated[int, _int(1, 1024)] | None = None
+    memorySize: Annotated[int, _int(1, 2**50)] | None = None
+    environmentVariables: dict[str, str | int | float | bool] | None = None
+    startupParameters: dict[str, str | int | float | bool] | None = None
+    modelServiceGroupUuids: list[Short] | None = None
 
 
 #: One member per deployment platform; a new platform is one class here plus its entry below.
-Deployment = Annotated[Union[FabricDeployment], Field(discriminator="platform")]  # noqa: UP007
-DEPLOYMENT_VARIANTS: Mapping[str, type[Resource]] = {"fabric": FabricDeployment}
+Deployment = Annotated[
+    Union[FabricDeployment, ModelStudioDeployment, ZStackDeployment],  # noqa: UP007
+    Field(discriminator="platform"),
+]
+DEPLOYMENT_VARIANTS: Mapping[str, type[Resource]] = {
+    "fabric": FabricDeployment,
+    "modelstudio": ModelStudioDeployment,
+    "zstack": ZStackDeployment,
+}
+#: ``models`` holds Fabric models (the default) and ZStack model services.
+MODEL_VARIANTS: Mapping[str, type[Resource]] = {"fabric": Model, "zstack": ZStackModelService}
 
 RESOURCE_TYPES: Mapping[str, Any] = {
     "workspaces": Workspace,
@@ -459,6 +598,9 @@ RESOURCE_TYPES: Mapping[str, Any] = {
 
 def resource_class(section: str, raw: Any) -> type[Resource] | None:
     """The model class a raw resource of ``section`` will be validated with, if it can be told."""
+    if section == "models":
+        chosen = raw.get("platform") if isinstance(raw, dict) else None
+        return MODEL_VARIANTS.get(chosen if isinstance(chosen, str) else "fabric", Model)
     if section != "deployments":
         cls: type[Resource] = RESOURCE_TYPES[section]
         return cls

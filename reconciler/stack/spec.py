@@ -35,6 +35,14 @@ class Lifecycle:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """A health gate: once ready, an invocation with ``prompt`` must answer within ``timeout`` s."""
+
+    timeout: float = 30.0
+    prompt: str = "ping"
+
+
+@dataclass(frozen=True)
 class ResourceSpec:
     """One desired resource.
 
@@ -58,6 +66,7 @@ class ResourceSpec:
     lifecycle: Lifecycle = Lifecycle()
     file: str = ""
     line: int | None = None
+    health_check: HealthCheck | None = None
 
 
 @dataclass(frozen=True)

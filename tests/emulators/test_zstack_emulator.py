@@ -63,12 +63,14 @@ class Cloud:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {**self.auth, **kwargs.pop("headers", {})}
-        return self.client.request(method, path, headers=headers, **kwargs)
+        response: httpx.Response = self.client.request(method, path, headers=headers, **kwargs)
+        return response
 
     def job(self, accepted: httpx.Response) -> httpx.Response:
         """The job's answer now (202 while running)."""
         assert accepted.status_code == 202, accepted.text
-        return self.client.get(accepted.json()["location"])
+        response: httpx.Response = self.client.get(accepted.json()["location"])
+        return response
 
     def done(self, accepted: httpx.Response) -> httpx.Response:
         """Advance the clock until the job finishes; its final answer."""
@@ -107,9 +109,9 @@ def service_params(name: str = "chat", **fields: Any) -> dict[str, Any]:
 
 
 def login(client: TestClient, account: str = "admin", digest: str = DIGEST) -> httpx.Response:
-    return client.put(
-        f"{API}/accounts/login", json={"logInByAccount": {"accountName": account, "password": digest}}
-    )
+    body = {"logInByAccount": {"accountName": account, "password": digest}}
+    response: httpx.Response = client.put(f"{API}/accounts/login", json=body)
+    return response
 
 
 def make_cloud(
@@ -476,3 +478,12 @@ def test_the_cloud_outlives_the_app_through_its_data_file(clock: FakeClock, tmp_
         assert [o["uuid"] for o in second.request("GET", SERVICES).json()["inventories"]] == [uuid]
         old_session = second.client.get(SERVICES, headers={"Authorization": f"OAuth {first.session}"})
         assert old_session.status_code == 200  # sessions persist too
+
+
+def test_groups_named_by_fail_provisioning_end_failed(clock: FakeClock) -> None:
+    cloud = make_cloud(clock, fail_provisioning=("doomed-*",))
+    with cloud.client:
+        service = cloud.add_service()
+        doomed = cloud.done(cloud.deploy(service["uuid"], name="doomed-1")).json()["inventory"]["uuid"]
+        fine = cloud.done(cloud.deploy(service["uuid"], name="fine-1")).json()["inventory"]["uuid"]
+        assert [(cloud.group(g) or {}).get("status") for g in (doomed, fine)] == ["Failed", "Running"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -30,7 +30,10 @@ from reconciler.providers.pacing import NO_RETRY, Pacing, RateLimiter, RetryPoli
 
 WALL = 1_750_000_000.0
 SEED = 20240611
-Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
+Handler = (
+    Callable[[httpx.Request], httpx.Response]
+    | Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
+)
 
 
 class FakeTime:
@@ -57,6 +60,7 @@ def client(
     max_in_flight: int = 10,
     retry_on: Callable[[httpx.Response], bool] | None = None,
     timeout: float = 30.0,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> ApiClient:
     fake = time or FakeTime()
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://platform.test")
@@ -68,7 +72,7 @@ def client(
         retry=retry,
         retry_on=retry_on,
         rng=random.Random(SEED),
-        sleep=fake.sleep,
+        sleep=sleep or fake.sleep,
         wall_clock=lambda: WALL,
         timeout=timeout,
     )
@@ -415,13 +419,12 @@ def test_a_backoff_does_not_hold_a_call_slot() -> None:
     pacing_seen: list[bool] = []
     handler, seen = failing(1, 503)
     time = FakeTime()
-    api = client(handler, time=time, max_in_flight=1)
 
     async def watching_sleep(seconds: float) -> None:
         pacing_seen.append(api.pacing.semaphore.locked())
         await time.sleep(seconds)
 
-    api._sleep = watching_sleep
+    api = client(handler, time=time, max_in_flight=1, sleep=watching_sleep)
     run(api, lambda a: a.request("GET", "/x"))
     assert seen == ["GET", "GET"] and pacing_seen == [False]
 

@@ -20,15 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dashscope
 import pytest
 import uvicorn
+from dashscope import Client
+from dashscope.v2 import errors as v2_errors
 
 from reconciler.emulators.modelstudio import ModelStudioSettings, build_modelstudio_app
 from reconciler.providers.modelstudio import KIND, ModelStudioProvider
-
-dashscope = pytest.importorskip("dashscope")
-from dashscope import Client  # noqa: E402
-from dashscope.v2 import errors as v2_errors  # noqa: E402
 
 KEY = "sk-official-client-test"
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")

@@ -170,14 +170,14 @@ deployments:
 
 def test_deployment_platform_is_required(problems: Problems) -> None:
     assert problems(DEPLOYMENT + "    name: chat\n") == [
-        "stacks/x.yaml:3: deployments.chat.platform: field required; one of: fabric"
+        "stacks/x.yaml:3: deployments.chat.platform: field required; one of: fabric, modelstudio, zstack"
     ]
 
 
 def test_deployment_platform_must_be_known(problems: Problems) -> None:
     assert problems(DEPLOYMENT + "    platform: fabrik\n") == [
         "stacks/x.yaml:4: deployments.chat.platform: unknown platform 'fabrik'; did you mean 'fabric'?"
-        " allowed: fabric"
+        " allowed: fabric, modelstudio, zstack"
     ]
 
 
@@ -190,7 +190,7 @@ def test_fabric_deployment_fields(problems: Problems) -> None:
     found = problems(text)
     assert (
         "stacks/x.yaml:9: deployments.chat.source: unknown field; allowed: platform, workspace, endpoint,"
-        " model, name, description, config, lifecycle, depends_on" in found
+        " model, name, description, config, health_check, lifecycle, depends_on" in found
     )
     assert (
         "stacks/x.yaml:10: deployments.chat.config.model_instance_config.resource.max: must be >= min (3)"
