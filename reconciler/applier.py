@@ -246,7 +246,9 @@ class Applier:
             self._journal(step, "done", token, id=live.id)
         else:
             rs = self.state.resources[c.address]
-            before = Live(id=rs.id, attributes=rs.attributes, status=rs.status, name=rs.name)
+            # the live attributes the plan saw (out-of-band changes included), not the recorded ones
+            seen = c.before if c.before is not None else rs.attributes
+            before = Live(id=rs.id, attributes=seen, status=rs.status, name=rs.name)
             self._journal(step, "intent", token, id=rs.id)
             live = await provider.update(c.kind, before, desired)
             self._record(c, live, provider)

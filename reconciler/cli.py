@@ -472,15 +472,71 @@ def emulator() -> None:
 @click.option(
     "--fabric-token", default="emulator-token", show_default=True, help="The X-Auth-Token Fabric accepts."
 )
+@click.option("--fabric-ak", help="An access key Fabric also accepts (SDK-HMAC-SHA256 signing).")
+@click.option("--fabric-sk", help="The secret key that goes with --fabric-ak.")
+@click.option(
+    "--modelstudio-key", default="emulator-key", show_default=True, help="The API key Model Studio accepts."
+)
+@click.option("--zstack-account", default="admin", show_default=True, help="The ZStack account name.")
+@click.option("--zstack-password", default="password", show_default=True, help="The ZStack account password.")
+@click.option(
+    "--fault-rate", default=0.0, show_default=True, type=float, help="Probability of a fault per request."
+)
+@click.option("--fault-kinds", default="", help="Comma-separated fault kinds to draw from (default: all).")
+@click.option(
+    "--latency-ms", default=0.0, show_default=True, type=float, help="Latency added to every request."
+)
+@click.option("--seed", type=int, help="Seed that makes the faults reproducible.")
+@click.option(
+    "--fail-provisioning",
+    multiple=True,
+    metavar="GLOB",
+    help="Resources whose name matches end provisioning in the platform's failed status.",
+)
 def emulator_serve(
-    host: str, port: int, data: str | None, provision_seconds: float, fabric_token: str
+    host: str,
+    port: int,
+    data: str | None,
+    provision_seconds: float,
+    fabric_token: str,
+    fabric_ak: str | None,
+    fabric_sk: str | None,
+    modelstudio_key: str,
+    zstack_account: str,
+    zstack_password: str,
+    fault_rate: float,
+    fault_kinds: str,
+    latency_ms: float,
+    seed: int | None,
+    fail_provisioning: tuple[str, ...],
 ) -> int:
-    """Serve every platform's emulated API on one HTTP server."""
+    """Serve every platform's emulated API (Fabric, Model Studio, ZStack) on one HTTP server."""
     from reconciler.emulators import EmulatorConfig
     from reconciler.emulators.app import serve
+    from reconciler.emulators.faults import KINDS, FaultSettings
 
+    if (fabric_ak is None) != (fabric_sk is None):
+        raise UsageError("--fabric-ak and --fabric-sk go together")
+    try:
+        faults = FaultSettings(
+            fault_rate=fault_rate,
+            latency_ms=latency_ms,
+            seed=seed,
+            kinds=tuple(k.strip() for k in fault_kinds.split(",") if k.strip()) or KINDS,
+            fail_provisioning=fail_provisioning,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     config = EmulatorConfig(
-        fabric_token=fabric_token, provision_seconds=provision_seconds, data_file=Path(data) if data else None
+        fabric_token=fabric_token,
+        provision_seconds=provision_seconds,
+        data_file=Path(data) if data else None,
+        fabric_ak=fabric_ak,
+        fabric_sk=fabric_sk,
+        modelstudio_api_key=modelstudio_key,
+        zstack_account=zstack_account,
+        zstack_password=zstack_password,
+        faults=faults,
     )
     click.echo(f"reconciler emulator listening on http://{host}:{port}", err=True)
     serve(config, host, port)
