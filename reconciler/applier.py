@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from reconciler import crashpoints
 from reconciler.errors import ApplyError, ProviderError, ReconcilerError
 from reconciler.plan import Action, Change, Plan
 from reconciler.providers.base import UNKNOWN, Live, Provider, RefValue
@@ -146,6 +147,7 @@ class Applier:
         doc = doc.bumped()
         self.backend.write(doc)
         self.state = doc
+        crashpoints.reached("state-write")
 
     def _journal(
         self,
@@ -254,6 +256,7 @@ class Applier:
             self._record(c, live, provider)
             self._journal(step, "done", token, id=live.id)
         if spec.asynchronous:
+            crashpoints.reached("wait")
             ready = await provider.wait(
                 c.kind, live.id, provider.scope_of(c.kind, live.attributes), "ready", timeout
             )

@@ -39,7 +39,7 @@ import httpx
 from reconciler.errors import ProviderError, UsageError
 from reconciler.providers.base import UNKNOWN, KindSpec, Live, RefValue, Until
 from reconciler.providers.fabric_signing import AkSkAuth
-from reconciler.providers.http import ApiClient
+from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings
 
 PLATFORM = "fabric"
 PAGE_SIZE = 100
@@ -48,9 +48,9 @@ MISSING_CODES = frozenset({"dataartsfabric.00010003", "dataartsfabric.00010009"}
 BUSY_CODE = "dataartsfabric.00010020"
 FAILED_STATUSES = frozenset({"CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED", "FAILED"})
 READY_STATUSES = frozenset({"RUNNING"})
-BLOCK_KEYS = frozenset(
-    {"url", "ep_url", "token", "timeout", "max_in_flight", "wait_timeout", "poll_interval"}
-    | {"provision_seconds", "ak", "sk", "project_id"}
+BLOCK_KEYS = HTTP_BLOCK_KEYS | frozenset(
+    {"url", "ep_url", "token", "wait_timeout", "poll_interval", "provision_seconds", "ak", "sk", "project_id"}
+    | {"region"}
 )
 _WS = "workspace_id"
 _VERSION_KEYS = ("name", "description", "config")
@@ -340,8 +340,8 @@ class FabricProvider:
         credentials = _credentials(block)
         if url == "embedded" and credentials.ak is None and credentials.token is None:
             credentials = _Credentials(token="emulator-token")
-        timeout = _number(block, "timeout", 30.0)
-        semaphore = asyncio.Semaphore(int(_number(block, "max_in_flight", 10)))
+        knobs = http_settings(block, PLATFORM)
+        pacing = knobs.pacing()  # one per provider: both hosts share the platform's limits
         wait = _number(block, "wait_timeout", 1800.0)
         poll = _number(block, "poll_interval", 1.0)
 
@@ -350,8 +350,8 @@ class FabricProvider:
                 base_url=base_url, transport=transport, headers=credentials.headers(), auth=credentials.auth()
             )
             return ApiClient(
-                http, platform=PLATFORM, error_parser=fabric_error, timeout=timeout,
-                secrets=credentials.secrets(), semaphore=semaphore,
+                http, platform=PLATFORM, error_parser=fabric_error, timeout=knobs.timeout,
+                secrets=credentials.secrets(), pacing=pacing, retry=knobs.retry,
             )  # fmt: skip
 
         if url == "embedded":
@@ -456,7 +456,10 @@ class FabricProvider:
             live = await self.read(kind, live.id, scope) or live  # `live` may be the recorded state
         body = _update_body(kind, live, desired)
         path = self._path(kind, scope, live.id)
-        await self._client(k).request("PUT", path, json=body, operation=f"Update{k.noun}")
+        # a PUT carrying a model `version` adds a version each time: not safe to send twice
+        replayable = "version" not in body
+        operation = f"Update{k.noun}"
+        await self._client(k).request("PUT", path, json=body, operation=operation, idempotent=replayable)
         fresh = await self.read(kind, live.id, scope)
         if fresh is None:
             message = f"{kind} {live.id} vanished during its update"

@@ -58,6 +58,7 @@ from typing import Any
 
 import httpx
 
+from reconciler import crashpoints
 from reconciler.errors import ProviderError, TransportError, UsageError
 from reconciler.providers.pacing import Clock, Pacing, RetryPolicy, Sleep, retry_after
 
@@ -256,13 +257,15 @@ class ApiClient:
         async with self.pacing.slot():
             try:
                 async with asyncio.timeout(self.timeout):
-                    return await self.http.request(
+                    response = await self.http.request(
                         method,
                         path,
                         params=query or None,
                         json=json,
                         timeout=httpx.Timeout(self.timeout),
                     )
+                crashpoints.reached("response")
+                return response
             except (TimeoutError, httpx.TimeoutException) as exc:
                 if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
                     message = f"could not connect within {self.timeout:g}s"

@@ -607,7 +607,7 @@ def test_embedded_cloud_persists_under_the_state_dir(tmp_path: Path) -> None:
         ({"url": "ftp://x"}, "url must be"),
         ({"url": "https://fabric.example.com"}, "token is required"),
         ({"url": "embedded", "timeout": 0}, "timeout must be a positive number"),
-        ({"url": "embedded", "region": "cn-north-4"}, "unknown key"),
+        ({"url": "embedded", "regoin": "cn-north-4"}, "unknown key"),
         (
             {"url": "https://fabric.example.com", "token": "t", "provision_seconds": 1},
             "only to `url: embedded`",
