@@ -262,6 +262,19 @@ class Applier:
             )
             if ready is not None:
                 self._record(c, ready, provider)
+                await self._health_gate(c, provider, ready)
+
+    async def _health_gate(self, c: Change, provider: Provider, live: Live) -> None:
+        """A stack's health gate: one invocation must answer in time, else the step fails."""
+        res = self.stack.resources.get(c.address)
+        check = res.health_check if res is not None else None
+        if check is None:
+            return
+        probe = getattr(provider, "probe", None)
+        if probe is None:
+            raise ApplyError(f"{c.address}: platform {c.platform} has no invocation to run a health_check with")
+        self.progress(Event(c.address, "health", "start"))
+        await probe(c.kind, live, check.prompt, check.timeout)
 
     async def _create(
         self, c: Change, provider: Provider, desired: Mapping[str, Any], scope: Mapping[str, str]

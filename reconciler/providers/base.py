@@ -146,3 +146,11 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class Prober(Protocol):
+    """Optional: a provider whose deployments can be invoked offers health gates."""
+
+    async def probe(self, kind: str, live: Live, prompt: str, timeout: float) -> None:
+        """Invoke ``live`` with ``prompt``; ProviderError unless a full answer arrives within ``timeout``."""
+        ...
