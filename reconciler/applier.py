@@ -9,26 +9,41 @@ is recorded, so a killed run can be resumed (see :mod:`reconciler.recovery`).
 
 On the first failed step no new step starts; steps in flight finish; the
 steps that depended on the failed one are skipped, not reported as failures.
+
+``parallelism`` bounds the steps that are calling the platforms. A step
+waiting for its object to settle (a deployment provisioning) does not count:
+it waits on the apply's shared :class:`~reconciler.watch.Watcher`, which
+reads list pages for all waiters at once, so hundreds of deployments can
+provision together while calls stay within each platform's pacing. A step
+back from waiting finishes (records readiness, runs its health gate) without
+waiting for a turn. A free turn goes to the first ready step (plan order) of
+the platform with the fewest steps calling it: platforms have their own rate
+limits, and a slow one must not take every turn from the others. Finding
+ready steps costs O(dependants) per finished step, not a scan of everything
+pending.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler import crashpoints
+from reconciler import crashpoints, timings
 from reconciler.errors import ApplyError, ProviderError, ReconcilerError
 from reconciler.plan import Action, Change, Plan
-from reconciler.providers.base import UNKNOWN, Live, Provider, RefValue
+from reconciler.providers.base import UNKNOWN, Live, Provider, RefValue, Until
+from reconciler.refresh import find_untracked
 from reconciler.stack.expressions import resolve
 from reconciler.stack.spec import Stack
 from reconciler.state.backend import Backend
 from reconciler.state.document import JournalEntry, ResourceState, StateDoc
+from reconciler.watch import Watcher
 
 DEPOSED = "#deposed"
 
@@ -93,17 +108,31 @@ def expand(plan: Plan, state: StateDoc | None) -> tuple[dict[str, Step], dict[st
             for d in c.depends_on:
                 desired_dependants.setdefault(d, []).append(c.address)
 
+    parked: dict[str, list[str]] = {}
+    for k, s in steps.items():
+        if s.op in ("delete", "forget") and "#" in s.change.address:
+            parked.setdefault(s.change.address.split("#", 1)[0], []).append(k)
     needs: dict[str, set[str]] = {k: set() for k in steps}
     for key, step in steps.items():
         addr = step.change.address
         if step.op in ("create", "update"):
             for d in step.change.depends_on:
                 needs[key] |= {k for k in (f"create {d}", f"update {d}") if k in steps}
-            if step.op == "create" and f"delete {addr}" in steps:
-                needs[key].add(f"delete {addr}")
+            if step.op == "create":
+                # the old object at this address, or one parked beside it (#deposed, #new), goes first
+                needs[key] |= {k for k in (f"delete {addr}", *parked.get(addr, ())) if k in steps}
+            if step.op == "update":  # dependants that go are gone first (a smaller endpoint must fit)
+                for y in recorded_dependants.get(addr, []):
+                    needs[key] |= {k for k in (f"delete {y}", f"forget {y}") if k in steps}
         elif step.op in ("delete", "forget"):
+            # A removed resource goes after its dependants are deleted or moved off it (updated).
+            # The delete half of a replacement waits only for dependants that go too: one that is
+            # updated points at the replacement, so its update comes after the create, not before.
+            moved = ("update",) if step.change.action is not Action.REPLACE else ()
             for y in recorded_dependants.get(addr, []):
-                needs[key] |= {k for k in (f"delete {y}", f"update {y}", f"forget {y}") if k in steps}
+                needs[key] |= {
+                    k for k in (f"delete {y}", f"forget {y}", *(f"{m} {y}" for m in moved)) if k in steps
+                }
         elif step.op == "delete-deposed":
             needs[key].add(f"create {addr}")
             for y in recorded_dependants.get(addr, []) + desired_dependants.get(addr, []):
@@ -140,16 +169,37 @@ class Applier:
         self.create_attempts = max(1, create_attempts)
         self.sleep = sleep
         self._seq = max((e.seq for e in state.journal), default=0)
+        self.watcher = Watcher(sleep=sleep)
+        self._written = state.serial  # the serial the backend holds
+        self._writer: asyncio.Future[None] | None = None
+        self._waiting = 0  # steps waiting on the watcher: they do not count against parallelism
+        self._calling: dict[str, int] = {}  # steps not waiting, by platform: who gets the next turn
+        self._events: asyncio.Queue[asyncio.Future[None] | None] | None = None
 
     # -- state -------------------------------------------------------------------
 
-    def _persist(self, doc: StateDoc) -> None:
-        doc = doc.bumped()
-        self.backend.write(doc)
-        self.state = doc
+    async def _persist(self, doc: StateDoc) -> None:
+        """Make ``doc`` (serial bumped) the state; return once the backend holds it.
+
+        Writes are group commits: one at a time, in a worker thread so that the
+        event loop (every other step's HTTP) runs on while it syncs to disk, each
+        carrying every change made while the previous one was under way. No step
+        goes on (calls a platform after its intent, say) before its change is durable.
+        """
+        self.state = doc.bumped()
+        serial = self.state.serial
+        while self._written < serial:
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.ensure_future(self._write(self.state))
+            await asyncio.shield(self._writer)
+
+    async def _write(self, doc: StateDoc) -> None:
+        with timings.measure("state.write"):
+            await asyncio.to_thread(self.backend.write, doc)
+        self._written = doc.serial
         crashpoints.reached("state-write")
 
-    def _journal(
+    async def _journal(
         self,
         step: Step,
         phase: str,
@@ -176,9 +226,11 @@ class Applier:
             scope=dict(c.scope if scope is None else scope),
             dependencies=tuple(c.depends_on),
         )
-        self._persist(self.state.with_journal(entry))
+        await self._persist(self.state.with_journal(entry))
 
-    def _record(self, change: Change, live: Live, provider: Provider, address: str | None = None) -> None:
+    async def _record(
+        self, change: Change, live: Live, provider: Provider, address: str | None = None
+    ) -> None:
         rs = ResourceState(
             address=address or change.address,
             platform=change.platform,
@@ -190,13 +242,13 @@ class Applier:
             status=live.status,
             dependencies=tuple(change.depends_on),
         )
-        self._persist(self.state.with_resource(rs))
+        await self._persist(self.state.with_resource(rs))
 
     # -- desired values at apply time ----------------------------------------------
 
     def _desired(self, change: Change, provider: Provider) -> dict[str, Any]:
         res = self.stack.resources[change.address]
-        known = {a: {**rs.attributes, "id": rs.id} for a, rs in self.state.resources.items()}
+        known = _Recorded(self.state.resources)
         attrs = resolve(dict(res.attrs), self.stack, known)
         refs = {
             f: RefValue(
@@ -221,48 +273,62 @@ class Applier:
         timeout = float(getattr(provider, "wait_timeout", 1800.0))
         token = uuid.uuid4().hex
         if step.op == "forget":
-            self._persist(self.state.without_resource(c.address))
+            await self._persist(self.state.without_resource(c.address))
             return
         if step.op in ("delete", "delete-deposed"):
             address = c.address + DEPOSED if step.op == "delete-deposed" else c.address
             rs = self.state.resources.get(address)
             if rs is None:
                 return
-            self._journal(step, "intent", token, id=rs.id)
+            await self._journal(step, "intent", token, id=rs.id)
             await provider.delete(c.kind, rs.id, rs.scope)
             if spec.asynchronous:
-                await provider.wait(c.kind, rs.id, rs.scope, "gone", timeout)
-            self._persist(self.state.without_resource(address))
-            self._journal(step, "done", token, id=rs.id)
+                await self._wait(provider, c.kind, rs.id, rs.scope, "gone", timeout)
+            await self._persist(self.state.without_resource(address))
+            await self._journal(step, "done", token, id=rs.id)
             return
         desired = self._desired(c, provider)
         if step.op == "create":
             if c.action is Action.REPLACE and c.create_before_destroy and c.address in self.state.resources:
                 old = self.state.resources[c.address]
                 deposed = old.model_copy(update={"address": c.address + DEPOSED})
-                self._persist(self.state.without_resource(c.address).with_resource(deposed))
+                await self._persist(self.state.without_resource(c.address).with_resource(deposed))
             scope = provider.scope_of(c.kind, desired)
-            self._journal(step, "intent", token, scope=scope)
+            await self._journal(step, "intent", token, scope=scope)
             live = await self._create(c, provider, desired, scope)
-            self._record(c, live, provider)
-            self._journal(step, "done", token, id=live.id)
+            await self._record(c, live, provider)
+            await self._journal(step, "done", token, id=live.id)
         else:
             rs = self.state.resources[c.address]
             # the live attributes the plan saw (out-of-band changes included), not the recorded ones
             seen = c.before if c.before is not None else rs.attributes
             before = Live(id=rs.id, attributes=seen, status=rs.status, name=rs.name)
-            self._journal(step, "intent", token, id=rs.id)
+            await self._journal(step, "intent", token, id=rs.id)
             live = await provider.update(c.kind, before, desired)
-            self._record(c, live, provider)
-            self._journal(step, "done", token, id=live.id)
+            await self._record(c, live, provider)
+            await self._journal(step, "done", token, id=live.id)
         if spec.asynchronous:
             crashpoints.reached("wait")
-            ready = await provider.wait(
-                c.kind, live.id, provider.scope_of(c.kind, live.attributes), "ready", timeout
+            ready = await self._wait(
+                provider, c.kind, live.id, provider.scope_of(c.kind, live.attributes), "ready", timeout
             )
             if ready is not None:
-                self._record(c, ready, provider)
+                await self._record(c, ready, provider)
                 await self._health_gate(c, provider, ready)
+
+    async def _wait(
+        self, provider: Provider, kind: str, id: str, scope: Mapping[str, str], until: Until, timeout: float
+    ) -> Live | None:
+        """Wait on the shared watcher; meanwhile this step leaves its turn to the next ready one."""
+        self._waiting += 1
+        self._calling[provider.platform] = self._calling.get(provider.platform, 0) - 1
+        if self._events is not None:
+            self._events.put_nowait(None)  # wake the loop in run(): a turn is free
+        try:
+            return await self.watcher.wait(provider, kind, id, scope, until, timeout)
+        finally:
+            self._waiting -= 1
+            self._calling[provider.platform] = self._calling.get(provider.platform, 0) + 1
 
     async def _health_gate(self, c: Change, provider: Provider, live: Live) -> None:
         """A stack's health gate: one invocation must answer in time, else the step fails."""
@@ -272,7 +338,9 @@ class Applier:
             return
         probe = getattr(provider, "probe", None)
         if probe is None:
-            raise ApplyError(f"{c.address}: platform {c.platform} has no invocation to run a health_check with")
+            raise ApplyError(
+                f"{c.address}: platform {c.platform} has no invocation to run a health_check with"
+            )
         self.progress(Event(c.address, "health", "start"))
         await probe(c.kind, live, check.prompt, check.timeout)
 
@@ -292,7 +360,8 @@ class Applier:
                 if not exc.retryable or attempt + 1 >= self.create_attempts:
                     raise
                 if isinstance(name, str):
-                    found = await provider.find(c.kind, name, scope)
+                    recorded = {rs.id for rs in self.state.resources.values()}
+                    found = await find_untracked(provider, c.kind, name, scope, recorded)
                     if found is not None:
                         self.progress(Event(c.address, "create", "adopted", 0.0, found.id))
                         return found
@@ -312,56 +381,129 @@ class Applier:
         self.progress(Event(step.change.address, step.op, "done", time.monotonic() - start))
 
     async def run(self) -> ApplyReport:
+        with timings.measure("apply"):
+            try:
+                return await self._run()
+            finally:
+                await self.watcher.aclose()
+
+    async def _run(self) -> ApplyReport:
         steps, needs = expand(self.plan, self.state)
         report = ApplyReport()
-        pending = dict(needs)
-        finished: set[str] = set()
-        blocked: set[str] = set()
+        keys = list(steps)
+        order = {key: i for i, key in enumerate(keys)}
+        unmet = {key: len(n) for key, n in needs.items()}
+        dependants: dict[str, list[str]] = {}
+        for key, n in needs.items():
+            for first in n:
+                dependants.setdefault(first, []).append(key)
+        ready: dict[str, list[int]] = {}  # per platform, a heap: plan order
+
+        def make_ready(key: str) -> None:
+            heapq.heappush(ready.setdefault(steps[key].change.platform, []), order[key])
+
+        def next_turn() -> str:
+            """The first ready step of the platform with the fewest steps calling it (ties: plan order)."""
+            platform = min(
+                (p for p, heap in ready.items() if heap), key=lambda p: (self._calling.get(p, 0), ready[p][0])
+            )
+            return keys[heapq.heappop(ready[platform])]
+
+        for key in keys:
+            if unmet[key] == 0:
+                make_ready(key)
+        pending = set(keys)
         running: dict[asyncio.Future[None], Step] = {}
         start_times: dict[str, float] = {}
         stopping = False
+        events: asyncio.Queue[asyncio.Future[None] | None] = asyncio.Queue()
+        self._events = events
 
         while pending or running:
             if not stopping:
-                for key in [k for k, n in pending.items() if n <= finished]:
-                    if len(running) >= self.parallelism:
-                        break
-                    del pending[key]
+                while len(running) - self._waiting < self.parallelism and any(ready.values()):
+                    key = next_turn()
+                    platform = steps[key].change.platform
+                    self._calling[platform] = self._calling.get(platform, 0) + 1
+                    pending.discard(key)
                     start_times[key] = time.monotonic()
-                    running[asyncio.ensure_future(self._tracked(steps[key]))] = steps[key]
+                    future = asyncio.ensure_future(self._tracked(steps[key]))
+                    future.add_done_callback(events.put_nowait)
+                    running[future] = steps[key]
             if not running:
                 break
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for fut in done:
+            batch = [await events.get()]
+            while not events.empty():
+                batch.append(events.get_nowait())
+            for fut in batch:
+                if fut is None or fut not in running:  # a step began waiting: a turn is free
+                    continue
                 step = running.pop(fut)
+                platform = step.change.platform
+                self._calling[platform] = self._calling.get(platform, 0) - 1
                 exc = fut.exception()
                 elapsed = time.monotonic() - start_times[step.key]
                 if exc is None:
-                    finished.add(step.key)
                     report.done.append(Event(step.change.address, step.op, "done", elapsed))
+                    for later in dependants.get(step.key, ()):
+                        unmet[later] -= 1
+                        if unmet[later] == 0:
+                            make_ready(later)
                     continue
                 if not isinstance(exc, ReconcilerError):
                     raise exc
                 err = exc.at(step.change.address) if isinstance(exc, ProviderError) else exc
                 report.failed.append((step, err))
-                blocked.add(step.key)
                 self.progress(Event(step.change.address, step.op, "failed", elapsed, str(err)))
                 stopping = True
-        for key in pending:
-            report.skipped.append(steps[key])
-            self.progress(Event(steps[key].change.address, steps[key].op, "skipped"))
+        self._events = None
+        if pending and not report.failed:  # nothing failed, yet steps never became ready: a cycle
+            stuck = [steps[key] for key in keys if key in pending]
+            names = ", ".join(step.key for step in stuck)
+            error = ApplyError(f"these steps wait on each other and cannot run (a bug in ordering): {names}")
+            report.failed.append((stuck[0], error))
+            self.progress(Event(stuck[0].change.address, stuck[0].op, "failed", 0.0, str(error)))
+            pending.discard(stuck[0].key)
+        for key in keys:
+            if key in pending:
+                report.skipped.append(steps[key])
+                self.progress(Event(steps[key].change.address, steps[key].op, "skipped"))
         if report.ok:
-            self._finish()
+            await self._finish()
         report.state = self.state
         return report
 
-    def _finish(self) -> None:
-        known = {a: {**rs.attributes, "id": rs.id} for a, rs in self.state.resources.items()}
+    async def _finish(self) -> None:
+        known = _Recorded(self.state.resources)
         outputs = {k: resolve(v, self.stack, known) for k, v in self.stack.outputs.items()}
         outputs = {} if self.plan.destroy else {k: (None if v is UNKNOWN else v) for k, v in outputs.items()}
         doc = self.state.with_outputs(outputs).cleared_journal()
         if doc != self.state:
-            self._persist(doc)
+            await self._persist(doc)
+
+
+class _Recorded(Mapping[str, Mapping[str, Any]]):
+    """Recorded attributes (plus ``id``) by address, what references resolve against.
+
+    Built per lookup: a step reads the few addresses it references, so a step
+    costs the same whatever the size of the state.
+    """
+
+    def __init__(self, resources: Mapping[str, ResourceState]) -> None:
+        self._resources = resources
+
+    def __getitem__(self, address: str) -> Mapping[str, Any]:
+        rs = self._resources[address]
+        return {**rs.attributes, "id": rs.id}
+
+    def __contains__(self, address: object) -> bool:
+        return address in self._resources
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resources)
+
+    def __len__(self) -> int:
+        return len(self._resources)
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:

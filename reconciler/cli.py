@@ -8,21 +8,34 @@ kind, usage errors included; 2 success with changes present (plan with
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from reconciler import __version__, operations
+from reconciler import __version__, cost, operations, policy, timings
 from reconciler.applier import ApplyReport, Event
-from reconciler.errors import ApplyError, ReconcilerError, RollbackIncomplete, UsageError
+from reconciler.assessment import Assessment
+from reconciler.errors import ApplyError, PolicyError, ReconcilerError, RollbackIncomplete, UsageError
 from reconciler.graph import Graph
 from reconciler.plan import Plan, read_plan, write_plan
 from reconciler.providers.base import Provider
-from reconciler.render import plan_json, plan_markdown, plan_text
+from reconciler.redaction import (
+    REDACTOR,
+    RedactingFormatter,
+    environment_secrets,
+    sensitive_paths,
+    stack_secrets,
+)
+from reconciler.render import drift_json, drift_markdown, drift_text, plan_json, plan_markdown, plan_text
 from reconciler.stack.spec import Stack
 
 var_option = click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a variable.")
@@ -39,6 +52,78 @@ lock_timeout_option = click.option(
     show_default=True,
     help="How long to wait for the state lock (e.g. 30s, 2m).",
 )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class ReviewFlags:
+    """The policy, pricing and approval flags of plan, apply and destroy."""
+
+    policy_files: tuple[str, ...] = ()
+    pricing: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()
+
+    def review(self, stack: Stack, saved: Assessment | None = None) -> operations.ReviewInput:
+        """What to assess with: files recorded in a saved plan, then RECONCILER_PRICING, then flags.
+
+        Every file is read now, so that a bad one is reported before any platform is called.
+        """
+        recorded_policy = saved.policy_files if saved else ()
+        review = operations.ReviewInput(
+            policy_files=tuple(dict.fromkeys([*recorded_policy, *self.policy_files])),
+            pricing_files=cost.pricing_files(
+                os.environ.get(cost.PRICING_ENV), self.pricing, saved.pricing_files if saved else ()
+            ),
+            approvals=policy.approvals_from(self.approvers, os.environ.get(policy.APPROVERS_ENV)),
+        )
+        review.check(stack)
+        return review
+
+
+def review_options(*, overrides: bool) -> Callable[[F], F]:
+    """--policy, --pricing, --approve (and, for apply and destroy, --allow-policy-override)."""
+
+    def decorate(f: F) -> F:
+        options = [
+            click.option(
+                "--policy",
+                "policy_files",
+                multiple=True,
+                type=click.Path(dir_okay=False),
+                help="An organisation's policy file (the schema of a stack's `policy:` section). Repeatable.",
+            ),
+            click.option(
+                "--pricing",
+                multiple=True,
+                type=click.Path(dir_okay=False),
+                help=f"Prices merged over the shipped catalogue (also ${cost.PRICING_ENV}). Repeatable.",
+            ),
+            click.option(
+                "--approve",
+                "approvers",
+                multiple=True,
+                metavar="NAME",
+                help=f"An approval for require_approval rules (also ${policy.APPROVERS_ENV}). Repeatable.",
+            ),
+        ]
+        if overrides:
+            options.append(
+                click.option(
+                    "--allow-policy-override",
+                    "overrides",
+                    multiple=True,
+                    metavar="RULE",
+                    help="Proceed although RULE fails (only rules with `override: true`). Repeatable.",
+                )
+            )
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
 
 
 def _seconds(text: str) -> float:
@@ -59,7 +144,10 @@ def _load(
     path: str, variables: Sequence[str], var_files: Sequence[str]
 ) -> tuple[operations.StackInput, Stack]:
     inputs = operations.input_of(path, variables, var_files)
-    return inputs, inputs.load()
+    with timings.measure("stack.load"):
+        loaded = inputs.load()
+    REDACTOR.add(stack_secrets(loaded.providers, loaded.backend))
+    return inputs, loaded
 
 
 def _progress(event: Event) -> None:
@@ -78,17 +166,29 @@ def _progress(event: Event) -> None:
         click.echo(f"{event.address}: {name} complete after {event.elapsed:.1f}s")
     elif event.phase == "failed":
         click.echo(f"{event.address}: {name} FAILED after {event.elapsed:.1f}s", err=True)
+    elif event.phase == "adopted":
+        click.echo(f"{event.address}: adopted {event.detail}, created by an attempt whose answer was lost")
     elif event.phase == "skipped":
         click.echo(f"{event.address}: skipped (a step it depends on failed)")
 
 
 def _render(plan: Plan, fmt: str, providers: dict[str, Provider]) -> str:
-    secrets = operations.secrets_of(providers)
+    """The plan in ``fmt``: sensitive attributes hidden by path, then any known secret value scrubbed.
+
+    Sensitive paths are those the platform documents (``KindSpec.secrets``) and
+    those whose value holds a secret the run knows.
+    """
+    documented = operations.secrets_of(providers)
+    found = sensitive_paths(plan, REDACTOR.values)
+
+    def secrets(platform: str, kind: str) -> frozenset[str]:
+        return documented(platform, kind) | found.get((platform, kind), frozenset())
+
     if fmt == "json":
-        return plan_json(plan, secrets)
+        return REDACTOR.scrub(plan_json(plan, secrets))
     if fmt == "markdown":
-        return plan_markdown(plan, secrets)
-    return plan_text(plan, secrets)
+        return REDACTOR.scrub(plan_markdown(plan, secrets))
+    return REDACTOR.scrub(plan_text(plan, secrets))
 
 
 def _steps(report: ApplyReport) -> list[str]:
@@ -109,7 +209,11 @@ def _report(outcome: operations.ApplyOutcome) -> None:
         return
     lines = ["Apply failed:"]
     for step, err in report.failed:
-        lines.append(f"  {step.op} {step.change.address}: {err}")
+        lines.append(
+            f"  {step.op} {err}"
+            if str(err).startswith(step.change.address)
+            else f"  {step.op} {step.change.address}: {err}"
+        )
     for step in report.skipped:
         lines.append(f"  not started: {step.op} {step.change.address}")
     if outcome.rollback is None and outcome.rollback_error is None:
@@ -127,7 +231,8 @@ def _report(outcome: operations.ApplyOutcome) -> None:
         lines.append(f"  {outcome.rollback_error}")
     if outcome.rollback is not None:
         for step, err in outcome.rollback.failed:
-            lines.append(f"  undo {step.op} {step.change.address}: {err}")
+            where = "" if str(err).startswith(step.change.address) else f"{step.change.address}: "
+            lines.append(f"  undo {step.op} {where}{err}")
         if outcome.rollback.done:
             lines.append(f"  undone: {', '.join(_steps(outcome.rollback))}")
     lines.append("The state records exactly what is live; run `reconciler plan` to see what differs.")
@@ -152,7 +257,9 @@ class ReconcilerGroup(click.Group):
     """The root command: the one place exceptions become messages and exit codes."""
 
     def main(self, args: Sequence[str] | None = None, *a: Any, **kw: Any) -> Any:
+        """Run a command; every message it ends with is scrubbed of the secrets the run knows."""
         kw["standalone_mode"] = False
+        REDACTOR.add(environment_secrets(os.environ))
         try:
             rv = super().main(list(args) if args is not None else None, *a, **kw)
             code = rv if isinstance(rv, int) else 0
@@ -160,18 +267,77 @@ class ReconcilerGroup(click.Group):
             click.echo("Aborted.", err=True)
             code = 1
         except click.ClickException as exc:
-            exc.show()
+            shown = io.StringIO()
+            exc.show(file=shown)
+            click.echo(REDACTOR.scrub(shown.getvalue()), err=True, nl=False)
             code = 1
         except ReconcilerError as exc:
-            click.echo(f"Error: {exc.render()}", err=True)
+            click.echo(f"Error: {REDACTOR.scrub(exc.render())}", err=True)
             code = exc.exit_code
+        except Exception as exc:  # a bug: keep its traceback, but never a secret in it
+            text = "".join(traceback.format_exception(exc))
+            click.echo(REDACTOR.scrub(text), err=True, nl=False)
+            click.echo(
+                "Error: reconciler failed unexpectedly (a bug); the traceback above says where.", err=True
+            )
+            code = 1
+        finally:
+            _stop_logging()
         sys.exit(code)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes records to the current ``sys.stderr`` (looked up per record, so it follows CliRunner)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+_HANDLER = _StderrHandler()
+_HANDLER.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+#: -v: reconciler at INFO; -vv: reconciler at DEBUG and each HTTP request; -vvv: everything at DEBUG.
+_LEVELS = {0: ("WARNING", "WARNING"), 1: ("INFO", "WARNING"), 2: ("DEBUG", "INFO"), 3: ("DEBUG", "DEBUG")}
+
+
+def _start_logging(verbosity: int) -> None:
+    ours, theirs = _LEVELS[min(verbosity, 3)]
+    root = logging.getLogger()
+    if _HANDLER not in root.handlers:
+        root.addHandler(_HANDLER)
+    root.setLevel(theirs)
+    logging.getLogger("reconciler").setLevel(ours)
+
+
+def _stop_logging() -> None:
+    logging.getLogger().removeHandler(_HANDLER)
 
 
 @click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
-def cli() -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log to stderr: -v what reconciler does, -vv also each HTTP request, -vvv everything."
+    " Secrets are scrubbed at every level.",
+)
+@click.option(
+    "--timings",
+    "timings_file",
+    type=click.Path(dir_okay=False),
+    hidden=True,
+    help="Write where the time went to FILE (JSON; see reconciler.timings). For benchmarks.",
+)
+def cli(verbose: int, timings_file: str | None) -> None:
     """Declarative reconciler for model-serving platforms (DataArts Fabric, Model Studio, ZStack)."""
+    _start_logging(verbose)
+    if timings_file is not None:
+        recorder = timings.start()
+        click.get_current_context().call_on_close(lambda: recorder.write(Path(timings_file)))
 
 
 @cli.command()
@@ -193,6 +359,12 @@ def validate(stack: str, variables: tuple[str, ...], var_files: tuple[str, ...])
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none.")
 @click.option("--destroy", is_flag=True, help="Plan to destroy everything the state records.")
+@click.option(
+    "--refresh-only",
+    is_flag=True,
+    help="Plan to record the live values in state (accept drift); nothing on the platforms changes.",
+)
+@review_options(overrides=False)
 @var_option
 @var_file_option
 @lock_timeout_option
@@ -202,39 +374,68 @@ def plan(
     fmt: str,
     detailed_exitcode: bool,
     destroy: bool,
+    refresh_only: bool,
+    policy_files: tuple[str, ...],
+    pricing: tuple[str, ...],
+    approvers: tuple[str, ...],
     variables: tuple[str, ...],
     var_files: tuple[str, ...],
     lock_timeout: str,
 ) -> int:
-    """Refresh and show what apply would change."""
+    """Refresh and show what apply would change, with policy results and the monthly cost.
+
+    A plan that lifecycle.prevent_destroy blocks is shown, not saved, and exits 1.
+    """
+    if destroy and refresh_only:
+        raise UsageError("--destroy and --refresh-only cannot be used together")
     inputs, loaded = _load(stack, variables, var_files)
+    review = ReviewFlags(policy_files, pricing, approvers).review(loaded)
     backend = operations.backend_for(loaded)
 
     async def body(providers: dict[str, Provider]) -> tuple[Plan, str]:
         with backend.lock("reconciler plan", _seconds(lock_timeout)):
             result, _, messages = await operations.plan_async(
-                loaded, backend, providers, destroy=destroy, inputs=inputs
+                loaded,
+                backend,
+                providers,
+                destroy=destroy,
+                inputs=inputs,
+                refresh_only=refresh_only,
+                keep_blocked=True,
             )
         for m in messages:
             click.echo(m, err=True)
-        return result, _render(result, fmt, providers)
+        result = operations.assess(result, loaded, review)
+        with timings.measure("plan.render"):
+            return result, _render(result, fmt, providers)
 
     result, text = operations.run(lambda: operations.with_providers(loaded, body))
     click.echo(text, nl=False)
+    if result.blocked:
+        raise PolicyError(
+            "lifecycle.prevent_destroy blocks this plan; it was not saved:\n" + "\n".join(result.blocked)
+        )
     if out:
-        write_plan(result, Path(out))
+        write_plan(result, Path(out), secrets=REDACTOR.values)
         click.echo(f"Saved the plan to {out}. Apply it with: reconciler apply {out}", err=fmt != "text")
     return 2 if detailed_exitcode and result.has_changes else 0
 
 
 def _is_plan_file(path: str) -> bool:
+    """A saved plan rather than a stack: named ``*.plan``/``*.json``, or not YAML-named and JSON or empty.
+
+    An empty or truncated plan file is still a plan file, so that it is refused as one.
+    """
     if path.endswith((".yaml", ".yml")):
         return False
+    if path.endswith((".plan", ".tfplan", ".json")):
+        return True
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read(1).strip() == "{"
-    except (OSError, UnicodeDecodeError):
+        with open(path, "rb") as fh:
+            head = fh.read(64).lstrip()
+    except OSError:
         return False
+    return head[:1] == b"{" or not head
 
 
 def _apply(
@@ -247,6 +448,8 @@ def _apply(
     lock_timeout: str,
     destroy: bool,
     rollback: bool = True,
+    refresh_only: bool = False,
+    flags: ReviewFlags = ReviewFlags(),
 ) -> int:
     saved = read_plan(Path(target)) if _is_plan_file(target) else None
     if saved is not None:
@@ -254,11 +457,14 @@ def _apply(
             raise UsageError(
                 "a saved plan carries its variables; --var/--var-file cannot be given with a plan file"
             )
+        if refresh_only and not saved.refresh_only:
+            raise UsageError(f"--refresh-only: {target} is not a refresh-only plan; plan with --refresh-only")
         inputs, loaded = _load(
             saved.stack_file, [f"{k}={v}" for k, v in saved.variables.items()], saved.var_files
         )
     else:
         inputs, loaded = _load(target, variables, var_files)
+    review = flags.review(loaded, saved.assessment if saved else None)
     backend = operations.backend_for(loaded)
     what = "destroy these resources" if destroy else "perform these actions"
     if parallelism < 1:
@@ -268,17 +474,26 @@ def _apply(
         with backend.lock("reconciler destroy" if destroy else "reconciler apply", _seconds(lock_timeout)):
             if saved is None:
                 the_plan, _, messages = await operations.plan_async(
-                    loaded, backend, providers, destroy=destroy, inputs=inputs
+                    loaded,
+                    backend,
+                    providers,
+                    destroy=destroy,
+                    inputs=inputs,
+                    refresh_only=refresh_only,
+                    keep_blocked=True,
                 )
                 for m in messages:
                     click.echo(m, err=True)
-                click.echo(plan_text(the_plan, operations.secrets_of(providers)), nl=False)
-                if not the_plan.has_changes:
-                    return None
-                _approve(the_plan, auto_approve, what)
             else:
+                operations.check_saved(saved, loaded, backend)
                 the_plan = saved
-                click.echo(plan_text(the_plan, operations.secrets_of(providers)), nl=False)
+            the_plan = operations.assess(the_plan, loaded, review)
+            click.echo(_render(the_plan, "text", providers), nl=False)
+            if saved is None and not the_plan.has_changes:
+                return None
+            _gate(the_plan, flags.overrides)
+            if saved is None:
+                _approve(the_plan, auto_approve, what)
             return await operations.apply_async(
                 the_plan,
                 loaded,
@@ -287,14 +502,39 @@ def _apply(
                 parallelism=parallelism,
                 progress=_progress,
                 rollback=rollback,
+                policy_overrides=flags.overrides,
             )
 
     outcome: operations.ApplyOutcome | None = operations.run(lambda: operations.with_providers(loaded, body))
-    if outcome is not None:
+    if outcome is not None and (refresh_only or (saved is not None and saved.refresh_only)):
+        _report_refresh(outcome)
+    elif outcome is not None:
         _report(outcome)
     if outcome is not None or saved is not None:
         _print_outputs(loaded)
     return 0
+
+
+def _gate(plan: Plan, overrides: Sequence[str]) -> None:
+    """Refuse a blocked plan or one breaking policy (before any prompt); show the overrides used."""
+    policy.check_blocked(plan)
+    if plan.assessment is not None:
+        for note in policy.enforce(plan.assessment.policy, overrides):
+            click.echo(f"Warning: {note}", err=True)
+
+
+def _report_refresh(outcome: operations.ApplyOutcome) -> None:
+    done = outcome.report.done
+    recorded = sum(1 for e in done if e.op == "record")
+    forgotten = sum(1 for e in done if e.op == "forget")
+    click.echo(
+        f"Apply complete! Recorded the live values of {_count(recorded, 'resource')}; "
+        f"forgot {_count(forgotten, 'resource')} deleted out of band. Nothing on the platforms changed."
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _print_outputs(stack: Stack) -> None:
@@ -308,8 +548,19 @@ def _print_outputs(stack: Stack) -> None:
 @cli.command()
 @click.argument("target", type=click.Path(dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for 'yes'.")
-@click.option("--parallelism", default=10, show_default=True, help="Steps in flight at once.")
+@click.option(
+    "--parallelism",
+    default=10,
+    show_default=True,
+    help="Steps calling the platforms at once (steps waiting for provisioning do not count).",
+)
 @click.option("--no-rollback", is_flag=True, help="On failure, keep what succeeded instead of undoing it.")
+@click.option(
+    "--refresh-only",
+    is_flag=True,
+    help="Record the live values in state (accept drift); nothing on the platforms changes.",
+)
+@review_options(overrides=True)
 @var_option
 @var_file_option
 @lock_timeout_option
@@ -318,11 +569,20 @@ def apply(
     auto_approve: bool,
     parallelism: int,
     no_rollback: bool,
+    refresh_only: bool,
+    policy_files: tuple[str, ...],
+    pricing: tuple[str, ...],
+    approvers: tuple[str, ...],
+    overrides: tuple[str, ...],
     variables: tuple[str, ...],
     var_files: tuple[str, ...],
     lock_timeout: str,
 ) -> int:
-    """Apply a stack (plans first and asks) or a saved plan file (refused when stale)."""
+    """Apply a stack (plans first and asks) or a saved plan file (refused when stale).
+
+    Policy rules are evaluated again; a plan breaking one is refused unless the
+    rule allows an override and --allow-policy-override RULE is given.
+    """
     return _apply(
         target,
         auto_approve=auto_approve,
@@ -332,6 +592,8 @@ def apply(
         lock_timeout=lock_timeout,
         destroy=False,
         rollback=not no_rollback,
+        refresh_only=refresh_only,
+        flags=ReviewFlags(policy_files, pricing, approvers, overrides),
     )
 
 
@@ -339,6 +601,7 @@ def apply(
 @click.argument("stack", type=click.Path(dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking for 'yes'.")
 @click.option("--parallelism", default=10, show_default=True)
+@review_options(overrides=True)
 @var_option
 @var_file_option
 @lock_timeout_option
@@ -346,11 +609,15 @@ def destroy(
     stack: str,
     auto_approve: bool,
     parallelism: int,
+    policy_files: tuple[str, ...],
+    pricing: tuple[str, ...],
+    approvers: tuple[str, ...],
+    overrides: tuple[str, ...],
     variables: tuple[str, ...],
     var_files: tuple[str, ...],
     lock_timeout: str,
 ) -> int:
-    """Delete every resource the stack's state records."""
+    """Delete every resource the stack's state records (policy rules apply, as for apply)."""
     return _apply(
         stack,
         auto_approve=auto_approve,
@@ -359,7 +626,61 @@ def destroy(
         var_files=var_files,
         lock_timeout=lock_timeout,
         destroy=True,
+        flags=ReviewFlags(policy_files, pricing, approvers, overrides),
     )
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(dir_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Write the report to FILE; stdout then gets a one-line summary.",
+)
+@var_option
+@var_file_option
+@lock_timeout_option
+def drift(
+    stack: str,
+    fmt: str,
+    out: str | None,
+    variables: tuple[str, ...],
+    var_files: tuple[str, ...],
+    lock_timeout: str,
+) -> int:
+    """Report what changed on the platforms since the last apply, changing nothing.
+
+    Per resource: attributes changed out of band (recorded and live values),
+    resources deleted out of band, and unmanaged objects in the scopes the stack
+    manages. Exit 0 when there is no drift, 2 when there is, 1 on error.
+    `apply` then puts things back; `apply --refresh-only` accepts the live values.
+    """
+    _, loaded = _load(stack, variables, var_files)
+    backend = operations.backend_for(loaded)
+
+    async def body(providers: dict[str, Provider]) -> tuple[Any, str]:
+        with backend.lock("reconciler drift", _seconds(lock_timeout)):
+            report = await operations.drift_async(loaded, backend, providers)
+        secrets = operations.secrets_of(providers)
+        if fmt == "json":
+            return report, drift_json(report, secrets)
+        if fmt == "markdown":
+            return report, drift_markdown(report, secrets, stack)
+        return report, drift_text(report, secrets, stack)
+
+    report, text = operations.run(lambda: operations.with_providers(loaded, body))
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text, encoding="utf-8")
+        n = report.counts()
+        found = f"{n['changed']} changed, {n['deleted']} deleted, {n['unmanaged']} unmanaged"
+        click.echo(f"{'Drift: ' + found if report.has_drift else 'No drift'}. Report written to {out}.")
+    else:
+        click.echo(text, nl=False)
+    return 2 if report.has_drift else 0
 
 
 @cli.command()
@@ -392,7 +713,7 @@ def output(
 
 @cli.group()
 def state() -> None:
-    """Inspect the recorded state."""
+    """Inspect and change the recorded state."""
 
 
 @state.command("list")
@@ -451,9 +772,10 @@ def graph(stack: str, fmt: str, variables: tuple[str, ...], var_files: tuple[str
 @var_file_option
 def force_unlock(stack: str, variables: tuple[str, ...], var_files: tuple[str, ...]) -> int:
     """Remove a state lock left by a run that died. Check nobody is running first."""
+    from reconciler.state import transfer
+
     _, loaded = _load(stack, variables, var_files)
-    holder = operations.backend_for(loaded).force_unlock()
-    click.echo(f"Removed the lock ({holder.describe()})." if holder else "The state was not locked.")
+    click.echo(transfer.force_unlock(operations.backend_for(loaded)))
     return 0
 
 
@@ -541,6 +863,11 @@ def emulator_serve(
     click.echo(f"reconciler emulator listening on http://{host}:{port}", err=True)
     serve(config, host, port)
     return 0
+
+
+from reconciler.cli_state import register as _register_state_commands  # noqa: E402
+
+_register_state_commands(cli, state)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -3,6 +3,7 @@
     ReconcilerError (exit 1)
     ├── UsageError              bad flags or arguments
     ├── StackError              a stack file is invalid; carries every Issue found
+    │   └── PolicyFileError     a --policy file is invalid (same Issues, file:line)
     ├── StateError              a state file is unreadable, newer, or corrupted
     │   └── LockError           the state is locked by someone else
     ├── PlanFileError           a saved plan is unreadable, newer, or stale
@@ -59,6 +60,16 @@ class StackError(ReconcilerError):
     def render(self) -> str:
         n = len(self.issues)
         head = f"the stack is invalid ({n} problem{'s' if n != 1 else ''}); nothing was called or written:"
+        return head + "\n" + "\n".join(f"  {i}" for i in self.issues)
+
+
+class PolicyFileError(StackError):
+    """A ``--policy`` file failed to load or validate; its issues name file and line like a stack's."""
+
+    def render(self) -> str:
+        n = len(self.issues)
+        problems = f"{n} problem{'s' if n != 1 else ''}"
+        head = f"the policy file is invalid ({problems}); nothing was called or written:"
         return head + "\n" + "\n".join(f"  {i}" for i in self.issues)
 
 

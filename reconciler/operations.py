@@ -8,24 +8,30 @@ plan-with-refresh or an apply.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from reconciler import cost, policy, timings
 from reconciler.applier import Applier, ApplyReport, Event, now_iso
+from reconciler.assessment import Assessment
+from reconciler.drift import DriftReport, detect, recorded_state, refresh_only_plan
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.plan import Plan, check_current
+from reconciler.plan import Action, Plan, check_current
 from reconciler.planner import build_plan
+from reconciler.policy import check_blocked, enforce
 from reconciler.providers import build_provider
 from reconciler.providers.base import Provider
 from reconciler.refresh import recover, refresh
 from reconciler.rollback import restore_deposed, target_stack
+from reconciler.scopes import managed_scopes, unmanaged
 from reconciler.stack import load_stack
 from reconciler.stack.spec import Stack
 from reconciler.state.backend import Backend
 from reconciler.state.document import StateDoc
+from reconciler.state.history import HISTORY_KEEP
 from reconciler.state.local import LocalBackend
 
 
@@ -42,18 +48,26 @@ class StackInput:
 
 
 def state_path(stack: Stack) -> Path:
+    """The local state file; with another backend, where it would be (its directory holds local files
+    such as the embedded emulator's store)."""
     local = stack.backend.get("local") if stack.backend else None
-    if stack.backend and local is None:
-        kinds = ", ".join(sorted(stack.backend))
-        raise UsageError(
-            f"{stack.file}: backend '{kinds}' is not available yet; use backend: {{local: {{path: ...}}}}"
-        )
     path = (local or {}).get("path") or f"state/{stack.name}.json"
     return Path(str(path))
 
 
 def backend_for(stack: Stack) -> Backend:
-    return LocalBackend(state_path(stack), stack=stack.file)
+    """The stack's state backend: ``backend: {postgres: {dsn, schema}}`` or a local file (the default)."""
+    postgres = stack.backend.get("postgres") if stack.backend else None
+    if postgres is not None:
+        from reconciler.state.postgres import DEFAULT_SCHEMA, PostgresBackend  # psycopg only when used
+
+        return PostgresBackend(
+            str(postgres["dsn"]),
+            stack=stack.name,
+            schema=str(postgres.get("schema") or DEFAULT_SCHEMA),
+            stack_file=stack.file,
+        )
+    return LocalBackend(state_path(stack), stack=stack.file, history_keep=HISTORY_KEEP)
 
 
 def providers_for(stack: Stack) -> dict[str, Provider]:
@@ -92,9 +106,18 @@ async def plan_async(
     *,
     destroy: bool = False,
     inputs: StackInput | None = None,
+    refresh_only: bool = False,
+    keep_blocked: bool = False,
 ) -> tuple[Plan, StateDoc | None, tuple[str, ...]]:
-    """Recover interrupted runs, refresh, and plan. Caller holds the lock."""
-    state = backend.read()
+    """Recover interrupted runs, refresh, and plan. Caller holds the lock.
+
+    ``refresh_only``: a plan that records the live values in state and changes
+    nothing on the platforms (:func:`reconciler.drift.refresh_only_plan`).
+    ``keep_blocked``: lifecycle.prevent_destroy hits are named in ``Plan.blocked``
+    (for review) instead of raised; such a plan is never applied.
+    """
+    with timings.measure("state.read"):
+        state = backend.read()
     messages: tuple[str, ...] = ()
     if state is not None and state.journal:
         recovery = await recover(state, providers)
@@ -102,17 +125,31 @@ async def plan_async(
         if recovery.state != state:
             state = recovery.state.bumped()
             backend.write(state)
-    live = await refresh(state, providers)
-    plan = build_plan(
-        stack,
-        state,
-        live,
-        providers,
-        destroy=destroy,
-        variables=inputs.variables if inputs else {},
-        var_files=inputs.var_files if inputs else (),
-        created_at=now_iso(),
-    )
+    with timings.measure("refresh"):
+        live = await refresh(state, providers)
+    with timings.measure("plan.build"):
+        plan = build_plan(
+            stack,
+            state,
+            live,
+            providers,
+            destroy=destroy,
+            variables=inputs.variables if inputs else {},
+            var_files=inputs.var_files if inputs else (),
+            created_at=now_iso(),
+            keep_blocked=keep_blocked or refresh_only,
+        )
+    if refresh_only:
+        plan = refresh_only_plan(
+            stack,
+            state,
+            live,
+            plan,
+            providers,
+            created_at=plan.created_at,
+            variables=plan.variables,
+            var_files=plan.var_files,
+        )
     return plan, state, messages
 
 
@@ -139,11 +176,15 @@ async def apply_async(
     parallelism: int = 10,
     progress: Callable[[Event], None] = lambda e: None,
     rollback: bool = True,
+    policy_overrides: Collection[str] = (),
 ) -> ApplyOutcome:
     """Apply a plan made against the current state; on failure, undo what was done.
 
     Caller holds the lock. Rollback is one more plan (see :mod:`reconciler.rollback`):
     desired = the resources as they were, recorded = now, live = a fresh refresh.
+    A plan with prevent_destroy hits, or whose assessment breaks a policy rule
+    not overridden (``policy_overrides``, see :func:`reconciler.policy.enforce`),
+    is refused. A refresh-only plan only writes state.
     """
     state = backend.read()
     check_current(
@@ -153,11 +194,17 @@ async def apply_async(
         lineage=state.lineage if state else None,
         serial=state.serial if state else None,
     )
+    check_blocked(plan)
+    if plan.assessment is not None:
+        enforce(plan.assessment.policy, policy_overrides)
+    if plan.refresh_only:
+        return _record_refresh(plan, state, backend)
     if state is None:
         state = StateDoc.new(stack.name)
     applier = Applier(plan, stack, providers, backend, state, parallelism=parallelism, progress=progress)
     report = await applier.run()
-    if report.ok or not rollback or not report.done:
+    if report.ok or not rollback or applier.state.resources == state.resources:
+        # nothing to undo when no step changed what the state records
         return ApplyOutcome(report)
     now = applier.state
     restored = restore_deposed(state, now)
@@ -174,6 +221,95 @@ async def apply_async(
         return ApplyOutcome(report, await undoer.run(), undo)
     except ReconcilerError as exc:
         return ApplyOutcome(report, None, None, exc)
+
+
+def _record_refresh(plan: Plan, state: StateDoc | None, backend: Backend) -> ApplyOutcome:
+    """Apply a refresh-only plan: record the live values, forget what is gone; no platform call."""
+    events = [
+        Event(c.address, "forget" if c.action is Action.DELETE else "record", "done") for c in plan.actionable
+    ]
+    if state is None:
+        return ApplyOutcome(ApplyReport(done=events))
+    recorded = recorded_state(plan, state)
+    if recorded != state:
+        recorded = recorded.bumped()
+        backend.write(recorded)
+    return ApplyOutcome(ApplyReport(done=events, state=recorded))
+
+
+def check_saved(plan: Plan, stack: Stack, backend: Backend) -> None:
+    """Refuse a saved plan whose stack or state moved on (before its policy is looked at)."""
+    state = backend.read()
+    check_current(
+        plan,
+        stack=stack.name,
+        digest=stack.digest,
+        lineage=state.lineage if state else None,
+        serial=state.serial if state else None,
+    )
+
+
+@dataclass(frozen=True)
+class ReviewInput:
+    """What a plan is assessed with besides the stack: policy files, pricing files, approver names."""
+
+    policy_files: tuple[str, ...] = ()
+    pricing_files: tuple[str, ...] = ()
+    approvals: frozenset[str] = frozenset()
+
+    def check(self, stack: Stack) -> None:
+        """Read every file now, so that a bad one is reported before anything is called."""
+        policy.collect(stack, self.policy_files)
+        cost.load_pricing(self.pricing_files)
+
+
+def assess(plan: Plan, stack: Stack, review: ReviewInput) -> Plan:
+    """The plan with its cost estimated and every policy rule evaluated (``Plan.assessment``)."""
+    catalogue = cost.load_pricing(review.pricing_files)
+    rules = policy.collect(stack, review.policy_files)
+    regions = {platform: cost.region_of(platform, block) for platform, block in stack.providers.items()}
+    estimate = cost.estimate(plan, catalogue, regions.get("modelstudio"))
+    results = policy.evaluate(plan, rules, policy.Context(review.approvals, regions, estimate))
+    assessment = Assessment(
+        policy=results,
+        cost=estimate,
+        policy_files=review.policy_files,
+        pricing_files=review.pricing_files,
+        approvals=tuple(sorted(review.approvals)),
+    )
+    return replace(plan, assessment=assessment)
+
+
+async def drift_async(stack: Stack, backend: Backend, providers: Mapping[str, Provider]) -> DriftReport:
+    """Refresh and compare with the state without changing anything (no recovery, no state write).
+
+    Caller holds the lock. Reports resources changed or deleted out of band and
+    unmanaged objects in the scopes the stack manages (:mod:`reconciler.scopes`).
+    """
+    state = backend.read()
+    notes: list[str] = []
+    if state is None:
+        notes.append("no state is recorded for this stack yet: everything found in its scopes is unmanaged")
+    elif state.journal_open():
+        notes.append(
+            "an interrupted run left unfinished steps in the state journal; objects it created may show "
+            "as unmanaged. Run `reconciler plan` to resolve them"
+        )
+    live = await refresh(state, providers)
+    plan = build_plan(stack, state, live, providers, keep_blocked=True)
+    searched = managed_scopes(stack, state, plan)
+    found, listing_notes = await unmanaged(searched, state, providers)
+    return detect(
+        stack,
+        state,
+        live,
+        plan,
+        providers,
+        found,
+        checked_at=now_iso(),
+        scopes=tuple(dict.fromkeys(s.where for s in searched)),
+        notes=(*notes, *listing_notes),
+    )
 
 
 def run(coro_factory: Callable[[], Any]) -> Any:

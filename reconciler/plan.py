@@ -3,18 +3,23 @@
 Purely data: building a Plan is the planner's job; carrying it out is the
 applier's. A saved plan records the state lineage and serial it was made
 against and the digest of the rendered stack; :func:`check_current` refuses
-to apply it when either has moved on.
+to apply it when either has moved on. A saved plan carries a ``checksum``
+(sha256 of its canonical JSON): :func:`read_plan` refuses a truncated,
+hand-edited or corrupted file whole, never half-reads it.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from reconciler.assessment import Assessment, assessment_from_dict, assessment_to_dict
 from reconciler.errors import PlanFileError
 from reconciler.providers.base import UNKNOWN
 
@@ -84,6 +89,13 @@ class Plan:
     made against (None when there was no state). ``digest`` fingerprints the
     rendered stack. ``variables`` are the command-line overrides used, so that
     applying a saved plan renders the stack exactly as planned.
+
+    ``refresh_only``: the changes record live values in state (an update
+    carries the live attributes as ``after``; a delete forgets a resource
+    deleted out of band) and nothing on the platforms changes.
+    ``blocked``: lifecycle.prevent_destroy hits (one message each); such a plan
+    is shown but never applied. ``assessment``: policy results and cost, when
+    they were evaluated.
     """
 
     stack: str
@@ -99,6 +111,8 @@ class Plan:
     destroy: bool = False
     warnings: tuple[str, ...] = ()
     output_changes: tuple[AttrChange, ...] = ()
+    blocked: tuple[str, ...] = ()
+    assessment: Assessment | None = None
     format_version: int = PLAN_FORMAT_VERSION
 
     @property
@@ -116,10 +130,16 @@ class Plan:
         return out
 
     def change(self, address: str) -> Change | None:
+        """The change of ``address`` (the first, should there be two), found in O(1)."""
+        return self._by_address.get(address)
+
+    @functools.cached_property
+    def _by_address(self) -> dict[str, Change]:
+        """Built on first use: callers look up every address of a large plan (drift, review)."""
+        index: dict[str, Change] = {}
         for c in self.changes:
-            if c.address == address:
-                return c
-        return None
+            index.setdefault(c.address, c)
+        return index
 
 
 # -- serialisation -------------------------------------------------------------
@@ -161,6 +181,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "refresh_only": plan.refresh_only,
         "destroy": plan.destroy,
         "warnings": list(plan.warnings),
+        "blocked": list(plan.blocked),
+        "assessment": None if plan.assessment is None else assessment_to_dict(plan.assessment),
         "output_changes": [
             {"name": o.path, "before": _encode(o.before), "after": _encode(o.after)}
             for o in plan.output_changes
@@ -240,6 +262,8 @@ def plan_from_dict(data: Mapping[str, Any], source: str) -> Plan:
             refresh_only=bool(data.get("refresh_only", False)),
             destroy=bool(data.get("destroy", False)),
             warnings=tuple(data.get("warnings", ())),
+            blocked=tuple(str(b) for b in data.get("blocked", ())),
+            assessment=None if data.get("assessment") is None else assessment_from_dict(data["assessment"]),
             output_changes=tuple(
                 AttrChange(o["name"], _decode(o["before"]), _decode(o["after"]))
                 for o in data.get("output_changes", [])
@@ -250,13 +274,42 @@ def plan_from_dict(data: Mapping[str, Any], source: str) -> Plan:
         raise PlanFileError(f"plan file {source} is malformed ({exc!r}); plan again with --out") from None
 
 
-def write_plan(plan: Plan, path: Path) -> None:
-    """Write atomically (temp file + rename), mode 0600."""
+CHECKSUM_FIELD = "checksum"
+_CHECKSUM_PREFIX = "sha256:"
+
+
+def _checksum(data: Mapping[str, Any]) -> str:
+    """``sha256:<hex>`` of the canonical compact JSON of ``data`` without its checksum."""
+    body = {k: v for k, v in data.items() if k != CHECKSUM_FIELD}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CHECKSUM_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def write_plan(plan: Plan, path: Path, *, secrets: Iterable[str] = ()) -> None:
+    """Write atomically (temp file + rename), mode 0600, with a ``checksum`` field.
+
+    ``secrets`` are values the run knows to be credentials (provider tokens,
+    keys, passwords): a plan that would contain one (say, passed as a ``--var``)
+    is refused, with a message that does not show it; a plan file never
+    stores credentials.
+    """
     import os
     import tempfile
 
+    data = plan_to_dict(plan)
+    text = json.dumps(data, indent=2, sort_keys=True)
+    for secret in (s for s in secrets if s):
+        if secret in text:
+            names = sorted(k for k, v in plan.variables.items() if secret in v)
+            via = f" (it comes from --var {', '.join(names)})" if names else ""
+            raise PlanFileError(
+                f"not saving the plan to {path}: it would contain a credential{via}; a plan file never"
+                " stores credentials: pass them through the environment ({{ env.NAME }} in the provider"
+                " block) instead"
+            )
+    data[CHECKSUM_FIELD] = _checksum(data)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(plan_to_dict(plan), indent=2, sort_keys=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -271,18 +324,54 @@ def write_plan(plan: Plan, path: Path) -> None:
 
 
 def read_plan(path: Path) -> Plan:
+    """Read a plan written by :func:`write_plan`, whole and verified, or refuse it.
+
+    Refused with a :class:`PlanFileError` that says what to do: an unreadable,
+    empty, truncated or hand-edited file (not JSON, no checksum, or a checksum
+    that does not match), and one written by a newer reconciler (checked
+    before the checksum, whose rules a newer format may change). Nothing of a
+    refused file is used.
+    """
+    again = "make a new one with `reconciler plan --out`"
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
-        raise PlanFileError(f"cannot read plan file {path}: {exc.strerror}") from None
+        raise PlanFileError(f"cannot read plan file {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise PlanFileError(f"plan file {path} is not UTF-8 text; it is not a reconciler plan") from None
+        raise PlanFileError(
+            f"plan file {path} is not UTF-8 text, so not a reconciler plan; {again}"
+        ) from None
+    if not text.strip():
+        raise PlanFileError(f"plan file {path} is empty (truncated?); {again}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PlanFileError(
-            f"plan file {path} is not valid JSON (line {exc.lineno}); plan again with --out"
+            f"plan file {path} is not valid JSON (line {exc.lineno}: {exc.msg}); it is truncated or was"
+            f" edited by hand; {again}"
         ) from None
+    except RecursionError:
+        raise PlanFileError(
+            f"plan file {path} is nested too deeply to be a reconciler plan; {again}"
+        ) from None
+    if not isinstance(data, dict):
+        raise PlanFileError(f"plan file {path} is not a reconciler plan (expected a JSON object); {again}")
+    version = data.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > PLAN_FORMAT_VERSION:
+        return plan_from_dict(data, str(path))  # refuses it, naming the format
+    recorded = data.pop(CHECKSUM_FIELD, None)
+    if recorded is None:
+        raise PlanFileError(
+            f"plan file {path} has no checksum, so it was not written whole by `reconciler plan --out`;"
+            f" {again}"
+        )
+    if recorded != _checksum(data):
+        raise PlanFileError(
+            f"plan file {path} is corrupted or was edited (checksum mismatch); a saved plan is applied"
+            f" exactly as it was reviewed or not at all; {again}"
+        )
     return plan_from_dict(data, str(path))
 
 

@@ -10,8 +10,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from reconciler.errors import PolicyError, UsageError
 from reconciler.graph import Graph
 from reconciler.plan import Action, AttrChange, Change, Plan
@@ -32,10 +30,10 @@ def _matches(path: str, prefixes: Iterable[str]) -> bool:
     return False
 
 
-def _project(live: Any, desired: Any) -> Any:
+def project(live: Any, desired: Any) -> Any:
     """The part of ``live`` that ``desired`` speaks about (server-side extras dropped)."""
     if isinstance(desired, Mapping) and isinstance(live, Mapping):
-        return {k: _project(live.get(k), v) for k, v in desired.items()}
+        return {k: project(live.get(k), v) for k, v in desired.items()}
     return live
 
 
@@ -72,13 +70,16 @@ def diff_attributes(
     ignore: Iterable[str] = (),
 ) -> tuple[AttrChange, ...]:
     """Attribute-level differences between live and desired, on the keys desired sets."""
-    before: Any = _project(live, desired)
+    before: Any = project(live, desired)
     after: Any = dict(desired)
     for path in (*spec.read_only, *ignore):
-        before = _drop(before, path)
-        after = _drop(after, path)
+        if path.partition(".")[0] in after:  # both sides have desired's keys: the rest drops nothing
+            before = _drop(before, path)
+            after = _drop(after, path)
     if before == after:
         return ()
+    from deepdiff import DeepDiff  # only when something differs: importing it costs more than a no-op plan
+
     tree = DeepDiff(before, after, ignore_numeric_type_changes=True, view="tree")
     changes: dict[str, AttrChange] = {}
     for levels in tree.values():
@@ -181,11 +182,15 @@ def build_plan(
     variables: Mapping[str, str] | None = None,
     var_files: Iterable[str] = (),
     created_at: str = "",
+    keep_blocked: bool = False,
 ) -> Plan:
     """Diff the stack against recorded and live state.
 
     ``live`` maps a recorded address to what refresh found (None: gone). An
     address missing from ``live`` was not refreshed; its recorded attributes stand in.
+    A replacement or delete of a resource with ``lifecycle.prevent_destroy``
+    raises :class:`PolicyError`; with ``keep_blocked`` it is planned anyway and
+    named in ``Plan.blocked`` (for a reviewer to see; such a plan is never applied).
     """
     recorded = dict(state.resources) if state else {}
 
@@ -197,6 +202,13 @@ def build_plan(
 
     changes: list[Change] = []
     warnings: list[str] = []
+    blocked: list[str] = []
+
+    def refuse(message: str) -> None:
+        if not keep_blocked:
+            raise PolicyError(message)
+        blocked.append(message)
+
     known_attrs: dict[str, Mapping[str, Any]] = {}
     known_ids: dict[str, Any] = {}
     wanted = {} if destroy else dict(stack.resources)
@@ -211,7 +223,7 @@ def build_plan(
         current = live_of(address) if rec else None
         change = _desired_change(res, provider, stack, rec, current, known_attrs, known_ids)
         if change.action is Action.REPLACE and res.lifecycle.prevent_destroy:
-            raise PolicyError(
+            refuse(
                 f"{address}: lifecycle.prevent_destroy is set, but the plan must replace it "
                 f"({', '.join(d.path for d in change.diff) or change.reason}); "
                 "change the stack or remove prevent_destroy"
@@ -224,7 +236,7 @@ def build_plan(
         rec = recorded[address]
         res_spec = stack.resources.get(address)
         if res_spec is not None and res_spec.lifecycle.prevent_destroy:
-            raise PolicyError(
+            refuse(
                 f"{address}: lifecycle.prevent_destroy is set; refusing to destroy it. "
                 "Remove prevent_destroy from the stack first"
             )
@@ -276,4 +288,5 @@ def build_plan(
         destroy=destroy,
         warnings=tuple(warnings),
         output_changes=output_changes,
+        blocked=tuple(blocked),
     )

@@ -61,6 +61,28 @@ async def refresh(state: StateDoc | None, providers: Mapping[str, Provider]) -> 
     return live
 
 
+async def find_untracked(
+    provider: Provider, kind: str, name: str, scope: Mapping[str, str], recorded: set[str]
+) -> Live | None:
+    """The object called ``name`` that no address records yet: what a create whose answer was lost made.
+
+    Objects the state already tracks are never adopted (in a create-before-destroy
+    replace the old object may carry the same name). Listable kinds are searched
+    through their list, so a namesake that is tracked does not hide the new one.
+    """
+    if provider.kinds[kind].listable:
+        found = [
+            live
+            for live in await provider.list(kind, scope)
+            if live.name == name
+            and live.id not in recorded
+            and (live.status or "") not in ("DELETING", "DELETED")
+        ]
+        return found[0] if found else None
+    live = await provider.find(kind, name, scope)
+    return live if live is not None and live.id not in recorded else None
+
+
 @dataclass(frozen=True)
 class Recovery:
     state: StateDoc
@@ -87,9 +109,10 @@ async def recover(state: StateDoc, providers: Mapping[str, Provider]) -> Recover
                 raise UsageError(
                     f"{entry.address}: an interrupted create on '{entry.platform}' needs its provider block"
                 )
-            live = await provider.find(entry.kind, entry.name, entry.scope)
             current = doc.resources.get(entry.address)
-            if live is not None and (current is None or current.id != live.id):
+            recorded = {rs.id for rs in doc.resources.values()}
+            live = await find_untracked(provider, entry.kind, entry.name, entry.scope, recorded)
+            if live is not None:
                 doc = doc.with_resource(
                     ResourceState(
                         address=entry.address,
@@ -106,7 +129,9 @@ async def recover(state: StateDoc, providers: Mapping[str, Provider]) -> Recover
                 messages.append(
                     f"{entry.address}: adopted {entry.name} ({live.id}), created by an interrupted run"
                 )
-            elif live is None:
+            elif current is not None:
+                messages.append(f"{entry.address}: interrupted create of {entry.name} was already recorded")
+            else:
                 messages.append(
                     f"{entry.address}: interrupted create of {entry.name} did not land; it will be planned"
                 )

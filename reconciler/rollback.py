@@ -69,7 +69,7 @@ def target_stack(before: StateDoc, plan: Plan, providers: Mapping[str, Provider]
     kept = {
         a: rs
         for a, rs in before.resources.items()
-        if not a.endswith(DEPOSED) and (a not in live_before or live_before[a] is not None)
+        if "#" not in a and (a not in live_before or live_before[a] is not None)
     }
     specs = {a: providers[rs.platform].kinds[rs.kind] for a, rs in kept.items() if rs.platform in providers}
     for address, rs in kept.items():

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.state.document import StateDoc
 
@@ -52,6 +52,64 @@ class ChangeFile(_Strict):
     sensitive: list[str] | None = None
 
 
+class RuleResultFile(_Strict):
+    """One policy rule evaluated against the plan (apply evaluates the rules again)."""
+
+    rule: str = Field(description="The rule's name (its key under `rules:`).")
+    source: str = Field(description="The stack file or --policy file the rule is in.")
+    check: Literal[
+        "deny",
+        "require_approval",
+        "max_monthly_cost",
+        "max_monthly_increase",
+        "allowed_platforms",
+        "allowed_specs",
+        "allowed_regions",
+    ]
+    summary: str = Field(description="The rule in words.")
+    status: Literal["pass", "fail"]
+    message: str = Field(description="Why it passed or failed.")
+    addresses: list[str] = Field(description="The resources that break the rule (empty when it passes).")
+    override: bool = Field(description="Whether `apply --allow-policy-override RULE` may proceed anyway.")
+
+
+class CostLineFile(_Strict):
+    """The cost of one resource before and after the plan; null means not known (never zero)."""
+
+    address: str
+    platform: str
+    kind: str
+    hourly_before: float | None
+    hourly_after: float | None
+    monthly_before: float | None = Field(description="hourly_before x hours_per_month.")
+    monthly_after: float | None
+    monthly_difference: float | None
+    detail: str = Field(description="How the price was found, or why it is unknown.")
+
+
+class CostFile(_Strict):
+    """Monthly cost estimate (USD). Totals add up the resources priced on both sides only."""
+
+    currency: str
+    hours_per_month: int = Field(description="Monthly = hourly x this (730).")
+    region: str | None = Field(description="The Model Studio region prices were looked up in.")
+    monthly_before: float
+    monthly_after: float
+    monthly_difference: float
+    unpriced: list[str] = Field(description="Addresses left out of the totals: no known price.")
+    resources: list[CostLineFile]
+
+
+class AssessmentFile(_Strict):
+    """Policy results and cost of the plan, and what they were computed from."""
+
+    policy_files: list[str]
+    pricing_files: list[str]
+    approvals: list[str] = Field(description="Approver names known when the rules were evaluated.")
+    policy: list[RuleResultFile]
+    cost: CostFile | None
+
+
 class PlanFile(_Strict):
     """A saved plan (`plan --out`) and the `plan --format json` document (which adds `summary`)."""
 
@@ -69,13 +127,61 @@ class PlanFile(_Strict):
     warnings: list[str]
     output_changes: list[OutputChangeFile]
     changes: list[ChangeFile]
+    blocked: list[str] = Field(
+        default_factory=list,
+        description="lifecycle.prevent_destroy hits; a plan with any is shown but never applied.",
+    )
+    assessment: AssessmentFile | None = None
     summary: dict[str, int] | None = None
+    checksum: str | None = Field(
+        default=None,
+        description="A saved plan's `sha256:<hex>` of its canonical JSON without this field; a plan file"
+        " whose checksum is missing or does not match is refused.",
+    )
+
+
+class DriftAttributeFile(_Strict):
+    path: str = Field(description="Dotted attribute path, e.g. `config.model_instance_config.resource.max`.")
+    recorded: Any = Field(description="The value in state (last read by reconciler).")
+    live: Any = Field(description="The value the platform reports now.")
+
+
+class DriftResourceFile(_Strict):
+    status: Literal["changed", "deleted", "unmanaged"]
+    address: str | None = Field(description="The resource's address; null for an unmanaged object.")
+    platform: str
+    kind: str
+    id: str
+    name: str | None
+    scope: dict[str, str]
+    where: str = Field(description="Unmanaged objects: the managed scope they were found in.")
+    attributes: list[DriftAttributeFile] = Field(description="Changed resources: what differs.")
+
+
+class DriftSummary(_Strict):
+    changed: int
+    deleted: int
+    unmanaged: int
+
+
+class DriftFile(_Strict):
+    """`reconciler drift --format json`: exit 0 when `drift` is false, 2 when true."""
+
+    format_version: int
+    stack: str
+    checked_at: str
+    drift: bool
+    summary: DriftSummary
+    scopes: list[str] = Field(description="The scopes searched for unmanaged objects, in words.")
+    notes: list[str]
+    resources: list[DriftResourceFile]
 
 
 def schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema."""
     out = {
         "plan.schema.json": PlanFile.model_json_schema(),
+        "drift.schema.json": DriftFile.model_json_schema(),
         "state.schema.json": StateDoc.model_json_schema(),
     }
     try:

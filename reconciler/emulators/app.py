@@ -19,19 +19,26 @@ from reconciler.emulators.config import EmulatorConfig
 from reconciler.emulators.envelope import ApiError, FabricError
 from reconciler.emulators.fabric import fabric_routes
 from reconciler.emulators.faults import FaultInjector, quiet_dropped_connections
+from reconciler.emulators.metrics import RequestCounts, RequestMetrics
 from reconciler.emulators.modelstudio import (
     ModelStudioSettings,
     answer_http_exception,
     answer_internal_error,
     modelstudio_routes,
 )
+from reconciler.emulators.openapi import openapi_routes
 from reconciler.emulators.store import Store
 from reconciler.emulators.zstack import ZStackSettings, zstack_routes
 
 
 def build_app(config: EmulatorConfig) -> Starlette:
-    """The emulators' app; loads ``config.data_file`` now if it is set (``app.state.store``)."""
+    """The emulators' app; loads ``config.data_file`` now if it is set (``app.state.store``).
+
+    Requests are counted per route (``app.state.request_counts``, also served at
+    ``/_emulator/metrics``, which is no platform's API: see :mod:`.metrics`).
+    """
     store = Store(config.data_file, clock=config.clock)
+    counts = RequestCounts()
     app = Starlette(
         routes=[
             *fabric_routes(config, store),
@@ -41,6 +48,7 @@ def build_app(config: EmulatorConfig) -> Starlette:
                     api_key=config.modelstudio_api_key,
                     provision_seconds=config.provision_seconds,
                     clock=config.clock,
+                    fail_provisioning=config.faults.fail_provisioning,
                 ),
             ),
             *zstack_routes(
@@ -54,15 +62,20 @@ def build_app(config: EmulatorConfig) -> Starlette:
                     fail_provisioning=config.faults.fail_provisioning,
                 ),
             ),
+            *openapi_routes(),  # GET /_emulator/openapi/<platform>.json
         ],
         exception_handlers={
             ApiError: _answer_api_error,
             HTTPException: _answer_http_exception,
             500: _answer_internal_error,
         },
-        middleware=[Middleware(FaultInjector, settings=config.faults)],  # passes through when inactive
+        middleware=[
+            Middleware(RequestMetrics, counts=counts),  # outermost: faulted requests count too
+            Middleware(FaultInjector, settings=config.faults),  # passes through when inactive
+        ],
     )
     app.state.store = store
+    app.state.request_counts = counts
     app.state.config = config
     return app
 

@@ -69,15 +69,75 @@ def not_found_status() -> FabricError:
     return FabricError(404, BAD_REQUEST_CODE, "response status exception, code: 404")
 
 
+#: The largest request body any emulator reads; a larger one is refused unread, with a 400.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodyRefused(Exception):
+    """A request body that is not read: too large, or of a content type that is not JSON."""
+
+    def __init__(self, reason: str, cause: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause  # the exception name a Java platform would report
+
+
+def is_json_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def check_json_type(request: Request) -> None:
+    """:class:`BodyRefused` when a ``Content-Type`` is given and is not JSON (none given: taken as JSON)."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not is_json_type(content_type):
+        raise BodyRefused(
+            f"Content type '{content_type[:100]}' not supported; send application/json",
+            "HttpMediaTypeNotSupportedException",
+        )
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, kept on the request as ``Request.body()`` keeps it, but never read past ``limit``
+    bytes: :class:`BodyRefused` instead (by ``Content-Length`` before reading, else while reading)."""
+    too_large = BodyRefused(
+        f"Request body larger than {limit} bytes", "HttpMessageNotReadableException: body too large"
+    )
+    cached = getattr(request, "_body", None)
+    if isinstance(cached, bytes):
+        if len(cached) > limit:
+            raise too_large
+        return cached
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # what Request.body() would keep: later readers (signature checks) see it
+    return body
+
+
 async def read_json_object(request: Request) -> dict[str, Any]:
     """The request body as a JSON object, or the platform's 400 instead of a crash."""
-    raw = await request.body()
+    try:
+        check_json_type(request)
+        raw = await read_body(request)
+    except BodyRefused as exc:
+        raise invalid_input(exc.reason, exc.cause) from None
     if not raw.strip():
         raise invalid_input("Required request body is missing.", "HttpMessageNotReadableException")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise invalid_input(f"Malformed JSON ({exc}).", "JsonParseException") from exc
+    except RecursionError:
+        raise invalid_input("Malformed JSON (nested too deeply).", "JsonParseException") from None
     if not isinstance(body, dict):
         raise type_mismatch("(request body)", "object")
     return body

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 
 from reconciler.emulators.config import EmulatorConfig
-from reconciler.emulators.envelope import FabricError
+from reconciler.emulators.envelope import BodyRefused, FabricError, invalid_input, read_body
 from reconciler.signing import SignatureError, is_signed, verify
 
 IAM_AUTH_CODE = "APIG.0301"
@@ -67,7 +67,10 @@ async def _check_signature(request: Request, headers: dict[str, str], config: Em
     raw_path = request.scope.get("raw_path")
     path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.url.path
     query = request.scope.get("query_string", b"").decode("latin-1")
-    body = await request.body()
+    try:
+        body = await read_body(request)
+    except BodyRefused as exc:
+        raise invalid_input(exc.reason, exc.cause) from None
     now = datetime.fromtimestamp(config.clock(), tz=UTC)
 
     def lookup_sk(ak: str) -> str | None:

@@ -6,7 +6,10 @@ success is HTTP 200 with ``{"request_id", "output"}``; an error is
 ``{"request_id", "code", "message"}``. Lifecycles are lazy (see
 :mod:`~reconciler.emulators.lifecycle`): create is PENDING then RUNNING,
 scale and update are UPDATING then RUNNING (STOPPED when capacity is 0),
-delete is DELETING then gone, each lasting ``provision_seconds``.
+delete is DELETING then gone, each lasting ``provision_seconds``. A
+deployment whose ``name`` matches a ``fail_provisioning`` glob ends its
+creation FAILED instead, with a ``message`` saying the region ran out of
+capacity (as a real deployment does); it can only be deleted.
 
 Error answers (statuses are ours where the platform publishes none; the SDK
 treats every non-200 as a failure and maps the code, else the status, to its
@@ -44,6 +47,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -51,6 +55,7 @@ from starlette.routing import Route
 from reconciler.emulators import lifecycle
 from reconciler.emulators import modelstudio_rules as rules
 from reconciler.emulators.envelope import ApiError
+from reconciler.emulators.faults import FaultInjector, FaultSettings
 from reconciler.emulators.modelstudio_catalogue import Catalogue, load_catalogue
 from reconciler.emulators.modelstudio_rules import ModelStudioError, conflict, not_found, unauthorized
 from reconciler.emulators.store import Collection, JsonObject, Store
@@ -60,6 +65,7 @@ BASE = "/api/v1/deployments"
 DEFAULT_WORKSPACE = "llm-emulator-workspace"
 CREATOR = "emulator-user"
 RUNNING, STOPPED, PENDING, UPDATING, DELETING = "RUNNING", "STOPPED", "PENDING", "UPDATING", "DELETING"
+FAILED = "FAILED"
 SETTLED = frozenset({RUNNING, STOPPED})
 WORKSPACE_HEADER = "X-DashScope-WorkSpace"
 
@@ -68,12 +74,15 @@ WORKSPACE_HEADER = "X-DashScope-WorkSpace"
 class ModelStudioSettings:
     """``api_key``: the only key accepted. ``provision_seconds``: how long PENDING,
     UPDATING and DELETING last (0: the next request sees the end state).
-    ``workspace_id``: the workspace of calls without ``X-DashScope-WorkSpace``."""
+    ``workspace_id``: the workspace of calls without ``X-DashScope-WorkSpace``.
+    ``fail_provisioning``: name globs (``FaultSettings.fail_provisioning``);
+    deployments so named end their creation FAILED."""
 
     api_key: str = "emulator-key"
     provision_seconds: float = 1.0
     clock: Callable[[], float] = time.time
     workspace_id: str = DEFAULT_WORKSPACE
+    fail_provisioning: tuple[str, ...] = ()
 
 
 def answer(output: Any) -> Response:
@@ -125,8 +134,21 @@ class ModelStudioAccount:
             elif obj["status"] == STOPPED:
                 obj["ready_capacity"] = 0
 
-    def begin(self, obj: JsonObject, status: str, then: str | None) -> None:
-        lifecycle.begin(obj, status, then, now=self.now(), seconds=self.settings.provision_seconds)
+    def begin(
+        self, obj: JsonObject, status: str, then: str | None, fail: Mapping[str, Any] | None = None
+    ) -> None:
+        seconds = self.settings.provision_seconds
+        lifecycle.begin(obj, status, then, now=self.now(), seconds=seconds, fail=fail)
+
+    def provisioning_failure(self, obj: JsonObject) -> JsonObject | None:
+        """The fields a new deployment ends with when provisioning it is set to fail, else None."""
+        if not lifecycle.provisioning_fails(self.settings.fail_provisioning, obj.get("name")):
+            return None
+        message = (
+            f"Deployment of {obj['deployed_model']} failed: insufficient resources, the region "
+            "has no capacity left for the requested model units. Please try again later."
+        )
+        return {"status": FAILED, "message": message}
 
     def touch(self, obj: JsonObject) -> None:
         obj["gmt_modified"] = timestamp(self.now())
@@ -188,7 +210,8 @@ def create_deployment(account: ModelStudioAccount, call: Call) -> Response:
         "_workspace": call.workspace,
         "_suffix": suffix,
     }
-    account.begin(obj, PENDING, STOPPED if obj["capacity"] == 0 else RUNNING)
+    then = STOPPED if obj["capacity"] == 0 else RUNNING
+    account.begin(obj, PENDING, then, fail=account.provisioning_failure(obj))
     account.deployments[deployed_model] = obj
     return answer(public(obj))
 
@@ -299,10 +322,13 @@ def _route(account: ModelStudioAccount, path: str, method: str, handler: Handler
     return Route(path, endpoint, methods=[method], name=f"modelstudio.{handler.__name__}")
 
 
-def build_modelstudio_app(settings: ModelStudioSettings, data_file: Path | None = None) -> Starlette:
+def build_modelstudio_app(
+    settings: ModelStudioSettings, data_file: Path | None = None, *, faults: FaultSettings | None = None
+) -> Starlette:
     """A Model Studio-only app (its own store, kept in ``data_file`` if given): ``app.state.store``.
 
     Unknown paths and methods, and emulator bugs, answer in Model Studio's envelope.
+    ``faults`` injects request faults (its ``fail_provisioning`` is ``settings``' business).
     """
     store = Store(data_file, clock=settings.clock)
     app = Starlette(
@@ -312,6 +338,7 @@ def build_modelstudio_app(settings: ModelStudioSettings, data_file: Path | None 
             HTTPException: answer_http_exception,
             500: answer_internal_error,
         },
+        middleware=[Middleware(FaultInjector, settings=faults or FaultSettings())],
     )
     app.state.store = store
     return app

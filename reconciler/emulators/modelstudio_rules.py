@@ -34,6 +34,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from reconciler.emulators import envelope
 from reconciler.emulators.envelope import ApiError
 from reconciler.emulators.modelstudio_catalogue import PLANS, Catalogue, DeployableModel
 
@@ -75,13 +76,19 @@ def unauthorized() -> ModelStudioError:
 
 
 async def read_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    try:
+        envelope.check_json_type(request)
+        raw = await envelope.read_body(request)
+    except envelope.BodyRefused as exc:
+        raise invalid(f"{exc.reason}.") from None
     if not raw.strip():
         raise invalid("The request body is required.")
     try:
         body = json.loads(raw, parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError) as exc:
         raise invalid(f"The request body is not valid JSON: {exc}.") from exc
+    except RecursionError:
+        raise invalid("The request body is not valid JSON: nested too deeply.") from None
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.")
     return body

@@ -50,6 +50,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
+from reconciler.emulators import envelope
 from reconciler.emulators import zstack_ai as ai
 from reconciler.emulators.envelope import ApiError
 from reconciler.emulators.store import JsonObject, Store
@@ -153,13 +154,19 @@ def session_of(request: Request) -> str:
 
 async def read_body(request: Request) -> JsonObject:
     """The body as a JSON object; empty is ``{}`` (ZStack treats it as no fields)."""
-    raw = await request.body()
+    try:
+        envelope.check_json_type(request)
+        raw = await envelope.read_body(request)
+    except envelope.BodyRefused as exc:
+        raise ZStackError("SYS.1007", f"the request body is refused: {exc.reason}", status_code=400) from None
     if not raw.strip():
         return {}
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ZStackError("SYS.1007", f"the request body is not valid JSON: {exc}", status_code=400) from exc
+    except RecursionError:
+        raise ZStackError("SYS.1007", "the request body is nested too deeply", status_code=400) from None
     if not isinstance(body, dict):
         raise ZStackError("SYS.1007", "the request body must be a JSON object", status_code=400)
     return body

@@ -30,7 +30,6 @@ delete APIs do.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
+from reconciler.emulators import lifecycle
 from reconciler.emulators.store import JsonObject
 from reconciler.emulators.zstack_cloud import (
     ADMIN_ACCOUNT_UUID,
@@ -475,7 +475,7 @@ def _or(value: Any, default: Any) -> Any:
 
 def _final_status(cloud: ZStackCloud, group: JsonObject) -> str:
     """``Failed`` for the fault-fixture model and for names matching ``fail_provisioning``."""
-    doomed = any(fnmatch.fnmatchcase(group["name"], glob) for glob in cloud.settings.fail_provisioning)
+    doomed = lifecycle.provisioning_fails(cloud.settings.fail_provisioning, group.get("name"))
     return "Failed" if doomed or group.get("modelUuid") in FAILING_MODELS else "Running"
 
 

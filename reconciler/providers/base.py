@@ -8,7 +8,9 @@ A provider has two halves:
   becomes *desired attributes* in the same shape as the provider reports *live*
   attributes, so that one generic diff serves every platform;
 * asynchronous I/O (``list``, ``read``, ``find``, ``create``, ``update``,
-  ``delete``, ``wait``), the only code that talks HTTP.
+  ``delete``, ``wait``), the only code that talks HTTP; ``settled`` is the pure
+  verdict on a lifecycle that ``wait`` (one object) and the applier's
+  :class:`~reconciler.watch.Watcher` (many objects through list pages) poll.
 
 Attribute dictionaries are "comparable": plain JSON values, same keys for
 desired and live. Live attributes may carry more keys (server-side fields);
@@ -109,6 +111,16 @@ class Provider(Protocol):
 
     def scope_of(self, kind: str, attributes: Mapping[str, Any]) -> dict[str, str]:
         """Pure: the scope values (see :attr:`KindSpec.scope`) taken from attributes."""
+        ...
+
+    def settled(self, kind: str, id: str, live: Live | None, until: Until) -> bool:
+        """Pure: whether object ``id``, as ``live`` shows it (None: absent), has reached ``until``.
+
+        False while it is still on its way; raises ProviderError, with the
+        platform's code and message, when it never will (a failed lifecycle
+        status, or gone while waiting for ready). :meth:`wait` polls this
+        verdict for one object; :class:`reconciler.watch.Watcher` for many at once.
+        """
         ...
 
     async def list(self, kind: str, scope: Mapping[str, str]) -> list[Live]:

@@ -21,12 +21,17 @@ Comparable attributes per kind (live objects are normalised to the shape
 * ``service_instance``: workspace_id, name, description, endpoint_id,
   source{id, version_id}, config.model_instance_config.resource{spec_code, min,
   max}, read-only url and status
+
+Health gates (a deployment's ``health_check``): :meth:`FabricProvider.probe`
+invokes a RUNNING service instance once, the streamed chat call, and fails
+unless the whole answer arrives within the gate's time limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,10 +41,10 @@ from urllib.parse import quote
 
 import httpx
 
-from reconciler.errors import ProviderError, UsageError
+from reconciler.errors import ProviderError, TransportError, UsageError
 from reconciler.providers.base import UNKNOWN, KindSpec, Live, RefValue, Until
 from reconciler.providers.fabric_signing import AkSkAuth
-from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings
+from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings, tls_context
 
 PLATFORM = "fabric"
 PAGE_SIZE = 100
@@ -48,6 +53,7 @@ MISSING_CODES = frozenset({"dataartsfabric.00010003", "dataartsfabric.00010009"}
 BUSY_CODE = "dataartsfabric.00010020"
 FAILED_STATUSES = frozenset({"CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED", "FAILED"})
 READY_STATUSES = frozenset({"RUNNING"})
+HEALTH_CHECK_FAILED = "health_check_failed"
 BLOCK_KEYS = HTTP_BLOCK_KEYS | frozenset(
     {"url", "ep_url", "token", "wait_timeout", "poll_interval", "provision_seconds", "ak", "sk", "project_id"}
     | {"region"}
@@ -347,8 +353,9 @@ class FabricProvider:
 
         def client(base_url: str, transport: httpx.AsyncBaseTransport | None = None) -> ApiClient:
             http = httpx.AsyncClient(
-                base_url=base_url, transport=transport, headers=credentials.headers(), auth=credentials.auth()
-            )
+                base_url=base_url, transport=transport, verify=tls_context(),
+                headers=credentials.headers(), auth=credentials.auth(),
+            )  # fmt: skip
             return ApiClient(
                 http, platform=PLATFORM, error_parser=fabric_error, timeout=knobs.timeout,
                 secrets=credentials.secrets(), pacing=pacing, retry=knobs.retry,
@@ -391,6 +398,10 @@ class FabricProvider:
 
     def scope_of(self, kind: str, attributes: Mapping[str, Any]) -> dict[str, str]:
         return _scope_of(kind, attributes)
+
+    def settled(self, kind: str, id: str, live: Live | None, until: Until) -> bool:
+        """Whether ``live`` (None: absent) reached ``until``; ProviderError when it never will."""
+        return _settled(kind, id, live, until)
 
     # -- reads ------------------------------------------------------------------------
 
@@ -508,6 +519,55 @@ class FabricProvider:
             await self._sleep(min(delay, deadline - now))
             delay = min(delay * 2, self.poll_interval)
 
+    async def probe(self, kind: str, live: Live, prompt: str, timeout: float) -> None:
+        """A health gate: one streamed chat invocation of a service instance must finish in time.
+
+        POSTs ``{"messages": [{"role": "user", "content": prompt}]}`` to the
+        instance's ``.../invocations`` (the ``ep`` host) and reads its
+        ``chat.completion.chunk`` events up to ``data: [DONE]``, all within
+        ``timeout`` seconds. Sent once: a slow or failed answer is the verdict.
+        Raises ProviderError with the platform's code when it answers an error
+        (``dataartsfabric.00010023``: the instance is not running), else with
+        ``health_check_failed`` (no complete answer in time, the connection
+        lost, a stream that is malformed or ends before ``[DONE]``).
+        """
+        if kind != "service_instance":
+            raise ValueError(f"fabric can invoke a service_instance only, not a {kind}")
+        operation = "InvokeServiceInstance"
+        path = self._path(kind, self.scope_of(kind, live.attributes), live.id) + "/invocations"
+        body = {"messages": [{"role": "user", "content": prompt}]}
+        who = f"service instance {live.name or live.id}"
+
+        def unhealthy(what: str) -> ProviderError:
+            message = f"{who} failed its health check: {what}"
+            return ProviderError(PLATFORM, message, code=HEALTH_CHECK_FAILED, operation=operation)
+
+        try:
+            lines = await self.ep.stream_lines("POST", path, json=body, operation=operation, timeout=timeout)
+        except TransportError as exc:
+            raise unhealthy(exc.platform_message) from exc
+        chunks = 0
+        for line in lines:
+            if not line.startswith("data:"):
+                continue  # blank separators, `id:`/`event:` fields, `:` comments
+            data = line.removeprefix("data:").strip()
+            if data == "[DONE]":
+                if not chunks:
+                    raise unhealthy("the stream ended without a single chat.completion.chunk")
+                return
+            try:
+                event = json.loads(data)
+            except ValueError:
+                raise unhealthy(f"an event is not JSON: {data[:80]!r}") from None
+            error = _mapping(event).get("error")
+            if error is not None:  # an error reported inside the stream, after a 200
+                code, message = _stream_error(error)
+                raise ProviderError(PLATFORM, f"{who}: {message}", code=code, operation=operation)
+            if _mapping(event).get("object") != "chat.completion.chunk":
+                raise unhealthy(f"unexpected event {data[:80]!r}")
+            chunks += 1
+        raise unhealthy("the stream ended before data: [DONE]")
+
     async def aclose(self) -> None:
         await self.control.aclose()
         if self.ep is not self.control:
@@ -582,6 +642,14 @@ def _settled(kind: str, id: str, live: Live | None, until: Until) -> bool:
         message = f"{kind} {id} is {status or 'gone'} while waiting for it to become ready"
         raise ProviderError(PLATFORM, message, code="not_found", operation=operation)
     return status is None or status in READY_STATUSES
+
+
+def _stream_error(error: Any) -> tuple[str, str]:
+    """``(code, message)`` of an error event inside an invocation's stream."""
+    if isinstance(error, Mapping):
+        code, message = error.get("code") or error.get("error_code"), error.get("message")
+        return str(code or HEALTH_CHECK_FAILED), str(message or error)
+    return HEALTH_CHECK_FAILED, str(error)
 
 
 def _is_missing(exc: ProviderError) -> bool:

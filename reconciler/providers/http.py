@@ -15,7 +15,10 @@ URL, the auth headers and the transport) and adds what every provider needs:
   platform's ``error_parser``; ``retryable`` is the platform's ``retry_on``
   verdict (by default: 408, 429, 500, 502, 503, 504);
 * retries of transient failures, with exponential backoff and full jitter,
-  never sooner than the server's ``Retry-After`` (:class:`~reconciler.providers.pacing.RetryPolicy`).
+  never sooner than the server's ``Retry-After`` (:class:`~reconciler.providers.pacing.RetryPolicy`);
+* :meth:`ApiClient.stream_lines` for a probe whose answer is streamed (a health
+  check's invocation): one attempt in one call slot, one deadline for the
+  whole answer, errors mapped as above.
 
 What is retried here, and what is left to the caller
 ----------------------------------------------------
@@ -48,9 +51,11 @@ Every provider block accepts the same four knobs, read by :func:`http_settings`:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -90,6 +95,16 @@ def default_error_parser(response: httpx.Response) -> tuple[str | None, str]:
     """A body-agnostic parser: no code, the body text (or the reason phrase) as message."""
     text = response.text.strip()
     return None, text[:_MAX_MESSAGE] or response.reason_phrase or f"HTTP {response.status_code}"
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings every provider's clients share (httpx's defaults, CA bundle included).
+
+    Built once per process: httpx would build one per client, loading the CA
+    bundle each time (tens of milliseconds, on every command).
+    """
+    return httpx.create_ssl_context()
 
 
 def default_retry_on(response: httpx.Response) -> bool:
@@ -243,6 +258,43 @@ class ApiClient:
                 raise error
             _log.info("%s; attempt %d of %d in %.2fs", error, failures + 1, self.retry.max_attempts, delay)
             await self._sleep(delay)
+
+    async def stream_lines(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        operation: str = "",
+        timeout: float | None = None,
+    ) -> list[str]:
+        """Send one call and read its streamed answer to the end; returns the lines of the body.
+
+        The whole exchange (connecting, the status, every line of the body)
+        must finish within ``timeout`` seconds (default: the client's per-call
+        timeout), inside one call slot. Sent once, never retried: this is for
+        probes such as a health check's invocation, where a slow or failed
+        answer is the verdict. Raises :class:`TransportError` when no complete
+        answer came in time, :class:`ProviderError` for an HTTP error status.
+        """
+        limit = self.timeout if timeout is None else float(timeout)
+        if limit <= 0:
+            raise ValueError("timeout must be positive")
+        async with self.pacing.slot():
+            try:
+                async with (
+                    asyncio.timeout(limit),
+                    self.http.stream(method, path, json=json, timeout=httpx.Timeout(limit)) as response,
+                ):
+                    if response.is_error:
+                        await response.aread()
+                        raise self._status_error(response, operation)
+                    return [line async for line in response.aiter_lines()]
+            except (TimeoutError, httpx.TimeoutException) as exc:
+                raise self._transport(operation, f"no complete answer within {limit:g}s", exc) from exc
+            except httpx.TransportError as exc:
+                reason = str(exc) or type(exc).__name__
+                raise self._transport(operation, f"could not reach the platform: {reason}", exc) from exc
 
     async def aclose(self) -> None:
         if not self.http.is_closed:

@@ -45,7 +45,7 @@ import httpx
 
 from reconciler.errors import ProviderError, UsageError
 from reconciler.providers.base import UNKNOWN, KindSpec, Live, RefValue, Until
-from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings
+from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings, tls_context
 
 PLATFORM = "modelstudio"
 KIND = "deployment"
@@ -267,7 +267,9 @@ class ModelStudioProvider:
         headers = {"Authorization": f"Bearer {api_key}"}
         if block.get("workspace"):
             headers["X-DashScope-WorkSpace"] = block["workspace"]
-        http = httpx.AsyncClient(base_url=url.rstrip("/"), transport=transport, headers=headers)
+        http = httpx.AsyncClient(
+            base_url=url.rstrip("/"), transport=transport, headers=headers, verify=tls_context()
+        )
         client = ApiClient(
             http, platform=PLATFORM, error_parser=modelstudio_error, timeout=knobs.timeout,
             secrets=(api_key,), pacing=knobs.pacing(), retry=knobs.retry,
@@ -282,6 +284,11 @@ class ModelStudioProvider:
     def scope_of(self, kind: str, attributes: Mapping[str, Any]) -> dict[str, str]:
         _check_kind(kind)
         return {}
+
+    def settled(self, kind: str, id: str, live: Live | None, until: Until) -> bool:
+        """Whether ``live`` (None: absent) reached ``until``; ProviderError when it never will."""
+        _check_kind(kind)
+        return _settled(id, live, until)
 
     # -- reads --------------------------------------------------------------------------
 

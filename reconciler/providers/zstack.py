@@ -170,6 +170,10 @@ class ZStackProvider:
         kind_of(kind)
         return {}  # uuids are global: no scope
 
+    def settled(self, kind: str, id: str, live: Live | None, until: Until) -> bool:
+        """Whether ``live`` (None: absent) reached ``until``; ProviderError when it never will."""
+        return _settled(kind, id, live, until)
+
     # -- reads ------------------------------------------------------------------------
 
     async def list(self, kind: str, scope: Mapping[str, str]) -> builtins.list[Live]:

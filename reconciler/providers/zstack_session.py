@@ -36,7 +36,7 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.errors import ProviderError
-from reconciler.providers.http import RETRYABLE_STATUSES, ApiClient, HttpSettings
+from reconciler.providers.http import RETRYABLE_STATUSES, ApiClient, HttpSettings, tls_context
 
 PLATFORM = "zstack"
 SESSION_EXPIRED = "ID.1001"
@@ -95,7 +95,9 @@ def zstack_client(
     The password and its digest are scrubbed from every message.
     """
     knobs = settings if settings is not None else HttpSettings()
-    http = httpx.AsyncClient(base_url=base_url, transport=transport, event_hooks=dict(event_hooks or {}))
+    http = httpx.AsyncClient(
+        base_url=base_url, transport=transport, event_hooks=dict(event_hooks or {}), verify=tls_context()
+    )
     return ApiClient(
         http, platform=PLATFORM, error_parser=zstack_error, retry_on=zstack_retry_on, timeout=knobs.timeout,
         secrets=(password, password_digest(password)), pacing=knobs.pacing(sleep=sleep), retry=knobs.retry,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from reconciler.assessment import CostEstimate
 from reconciler.plan import Action, Change, Plan
+from reconciler.render import review
 from reconciler.render.values import flatten, redact, show
 
 SecretsOf = Callable[[str, str], Iterable[str]]
@@ -39,21 +41,17 @@ def _change_lines(c: Change, secrets: SecretsOf) -> list[str]:
 
 
 def plan_text(plan: Plan, secrets: SecretsOf = _no_secrets) -> str:
-    """Every actionable change with attribute-level before -> after, then the summary line."""
+    """Every actionable change with attribute-level before -> after, the summary line, then the
+    prevent_destroy hits, policy results and cost estimate when there are any."""
     if plan.refresh_only:
-        return "Refresh only: the live values will be recorded in state; nothing on the platforms changes.\n"
+        return _refresh_only_text(plan, secrets) + _review_text(plan)
     if not plan.has_changes:
-        return "No changes. The platforms match the stack.\n"
+        return "No changes. The platforms match the stack.\n" + _review_text(plan)
     lines = ["reconciler will perform the following actions:", ""] if plan.actionable else []
     for c in plan.actionable:
         lines += _change_lines(c, secrets)
         lines.append("")
-    if plan.output_changes:
-        lines += ["Changes to outputs:"]
-        for o in plan.output_changes:
-            mark = "+" if o.before is None else "-" if o.after is None else "~"
-            lines.append(f"  {mark} {o.path}: {show(o.before)} -> {show(o.after)}")
-        lines.append("")
+    lines += _output_lines(plan)
     n = plan.counts()
     lines.append(
         f"Plan: {n['create']} to create, {n['update']} to update, "
@@ -61,4 +59,65 @@ def plan_text(plan: Plan, secrets: SecretsOf = _no_secrets) -> str:
     )
     for w in plan.warnings:
         lines.append(f"Warning: {w}")
+    return "\n".join(lines) + "\n" + _review_text(plan)
+
+
+def _output_lines(plan: Plan) -> list[str]:
+    if not plan.output_changes:
+        return []
+    lines = ["Changes to outputs:"]
+    for o in plan.output_changes:
+        mark = "+" if o.before is None else "-" if o.after is None else "~"
+        lines.append(f"  {mark} {o.path}: {show(o.before)} -> {show(o.after)}")
+    return [*lines, ""]
+
+
+def _refresh_only_text(plan: Plan, secrets: SecretsOf) -> str:
+    if not plan.has_changes:
+        return "No changes. The state matches the platforms; there is nothing to record.\n"
+    lines = ["Objects changed outside of reconciler:", ""] if plan.actionable else []
+    for c in plan.actionable:
+        lines += _change_lines(c, secrets)
+        lines.append("")
+    lines += _output_lines(plan)
+    n = plan.counts()
+    lines += [
+        "This is a refresh-only plan: applying it records the live values in state "
+        "and changes nothing on the platforms.",
+        f"Refresh: {n['update']} to record, {n['delete']} to forget.",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _review_text(plan: Plan) -> str:
+    lines: list[str] = []
+    if plan.blocked:
+        lines += ["", "Blocked by lifecycle.prevent_destroy (this plan cannot be applied):"]
+        lines += [f"  {b}" for b in plan.blocked]
+    a = plan.assessment
+    if a is not None and a.policy:
+        lines += ["", f"Policy ({review.policy_heading(a.policy)}):"]
+        for r in a.policy:
+            lines.append(f"  {'pass' if r.passed else 'FAIL'}  {r.rule}: {r.summary}: {r.message}")
+            if not r.passed:
+                lines.append(f"        {review.override_hint(r)}")
+    if a is not None and a.cost is not None and plan.actionable:
+        lines += _cost_lines(plan, a.cost)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _cost_lines(plan: Plan, cost: CostEstimate) -> list[str]:
+    changed = [line for c in plan.actionable if (line := cost.line(c.address)) is not None]
+    lines = ["", f"Monthly cost estimate ({review.COST_BASIS}):"]
+    priced = [line for line in changed if line.priced]
+    width = max((len(line.address) for line in priced), default=0)
+    for line in priced:
+        before, after, diff = review.cost_row(line)
+        lines.append(f"  {line.address.ljust(width)}  {before} -> {after} ({diff})  {line.detail}")
+    if cost.priced:
+        lines.append(f"  Total of the priced resources: {review.cost_totals(cost)}")
+    else:
+        lines.append("  No resource of this stack has a known price; nothing is totalled.")
+    for reason, addresses in review.unpriced_groups(cost.unpriced):
+        lines.append(f"  Unknown, not in the totals ({reason}): {', '.join(addresses)}")
+    return lines

@@ -44,6 +44,13 @@ SINGULAR = {
 }
 _ADAPTERS: Mapping[str, TypeAdapter[Any]] = {s: TypeAdapter(t) for s, t in models.RESOURCE_TYPES.items()}
 _NO_VARS: Mapping[str, str] = MappingProxyType({})
+#: Environment setting: when true (``1``, ``true``, ``yes``), ``--var-file`` paths that
+#: resolve (symbolic links followed) outside the current directory are refused.
+VAR_FILES_INSIDE = "RECONCILER_VAR_FILES_INSIDE"
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def load_stack(
@@ -57,7 +64,9 @@ def load_stack(
 
     ``variables`` are ``--var`` values (kept as strings); ``var_files`` are YAML
     or JSON mappings applied in order before them; ``env`` defaults to
-    ``os.environ``. Reads only these files: no network, no state.
+    ``os.environ``. Reads only these files: no network, no state. With
+    ``RECONCILER_VAR_FILES_INSIDE=1`` in ``env``, a var file that resolves
+    (symbolic links followed) outside the current directory is refused.
     """
     loader = _Loader(str(path), dict(os.environ if env is None else env))
     return loader.load(Path(path), variables, var_files)
@@ -138,7 +147,16 @@ class _Loader:
         result = {
             name: renderer.render(v, ("variables", name), deferred_ok=False) for name, v in declared.items()
         }
+        inside = Path.cwd().resolve() if _flag(self.env.get(VAR_FILES_INSIDE)) else None
         for var_file in var_files:
+            resolved = Path(var_file).resolve()
+            if inside is not None and not resolved.is_relative_to(inside):
+                message = (
+                    f"is outside the working directory {inside} (it is {resolved});"
+                    f" {VAR_FILES_INSIDE}=1 allows var files only inside it"
+                )
+                self.issues.append(Issue(str(var_file), None, "--var-file", message))
+                continue
             doc, issues = read_yaml(Path(var_file), str(var_file))
             self.issues.extend(issues)
             content = {} if doc is None or doc.data is None else doc.data
@@ -243,7 +261,8 @@ class _Loader:
             for field, target in type(resource).ref_fields.items():
                 other = valid.get(f"{target}.{getattr(resource, field)}")
                 theirs = getattr(other, "workspace", None)
-                if target != "workspaces" and own is not None and theirs is not None and theirs != own:
+                known = f"workspaces.{own}" in self.addresses and f"workspaces.{theirs}" in self.addresses
+                if target != "workspaces" and known and theirs != own:  # a missing one is reported already
                     self.report(
                         (section, key, field),
                         f"{SINGULAR[target]} {getattr(resource, field)!r} is in"
@@ -346,7 +365,7 @@ class _Loader:
             outputs,
             digest,
             self.env,
-            dict(stack_file.policy),
+            models.plain(stack_file.policy) if stack_file.policy else {},
         )
 
 
@@ -456,7 +475,10 @@ def _digest(
             for r in resources.values()
         ],
         "outputs": outputs,
-        "backend": backend,
+        # the backend's kind and location, never its credentials (a postgres DSN holds a password)
+        "backend": {
+            kind: {k: v for k, v in (block or {}).items() if k != "dsn"} for kind, block in backend.items()
+        },
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=canonical)
     if inputs:

@@ -18,6 +18,7 @@ rule the Fabric deploy page states for service instances, applied to all.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ _URL = re.compile(r"https?://[^\s/?#]+\S*")
 
 def suggestion(word: str, options: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` when ``word`` is close to one of ``options``, else ``""``."""
+    if len(word) > 100:  # nothing sensible is that long; spare difflib the work
+        return ""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -70,6 +73,16 @@ def describe(value: Any) -> str:
         return "template that references resources"
     names = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "mapping"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def shown(value: Any, limit: int = 60, *, size: bool = True) -> str:
+    """``repr(value)``, cut short for messages: ``'aaaa...' (1000000 characters)``."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    length = f" ({len(value)} characters)" if isinstance(value, str) and size else ""
+    quote = text[-1] if text[-1] in "'\"" else ""
+    return f"{text[: limit - 4]}...{quote}{length}"
 
 
 def _fail(kind: str, message: str) -> NoReturn:
@@ -92,7 +105,10 @@ def _text(
     min_len: int = 1,
     forbidden: str = "",
     deferred: bool = True,
+    secret: bool = False,
 ) -> Callable[[Any], Any]:
+    """A text field; ``secret`` ones (credentials) never show their value in a message."""
+
     def check(value: Any) -> Any:
         if isinstance(value, Deferred) and deferred:
             return value
@@ -105,7 +121,8 @@ def _text(
         if too_long or bad is not None or (pattern is not None and not pattern.fullmatch(value)):
             why = f"is {len(value)} characters; " if too_long else ""
             why = f"contains {bad!r}; " if bad is not None else why
-            _fail("text", f"{value!r} {why}must be {rule}")
+            what = "the value (not shown: it is a credential)" if secret else shown(value, size=not too_long)
+            _fail("text", f"{what} {why}must be {rule}")
         return value
 
     return check
@@ -114,10 +131,10 @@ def _text(
 def _integer(low: int, high: int) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         _known(value)
-        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,30}", value.strip()):
             value = int(value)  # a rendered template like "{{ var.replicas }}"
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            got = repr(value) if isinstance(value, (int, str)) else f"a {describe(value)}"
+            got = shown(value) if isinstance(value, (int, float, str)) else f"a {describe(value)}"
             _fail("integer", f"must be an integer from {low} to {high}, not {got}")
         return value
 
@@ -129,14 +146,15 @@ def _number(low: float, *, zero: bool = False) -> Callable[[Any], float]:
 
     def check(value: Any) -> float:
         _known(value)
-        if isinstance(value, str) and re.fullmatch(r"[0-9]+(\.[0-9]*)?", value.strip()):
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,30}(\.[0-9]{0,30})?", value.strip()):
             value = float(value)
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, float))
+            or not math.isfinite(value)
             or not (value >= low if zero else value > low)
         ):
-            _fail("number", f"must be {rule}, not {value!r}")
+            _fail("number", f"must be {rule}, not {shown(value)}")
         return float(value)
 
     return check
@@ -147,7 +165,7 @@ def _boolean(value: Any) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     if not isinstance(value, bool):
-        _fail("boolean", f"must be true or false, not {value!r}")
+        _fail("boolean", f"must be true or false, not {shown(value)}")
     return value
 
 
@@ -155,7 +173,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         _known(value)
         if not isinstance(value, str) or value not in options:
-            _fail("choice", f"{value!r} is not allowed{allowed(str(value), options)}")
+            _fail("choice", f"{shown(value)} is not allowed{allowed(str(value), options)}")
         return value
 
     return check
@@ -194,6 +212,8 @@ StackName = Annotated[
 Url = Annotated[str, _str(_text(_URL_RULE, pattern=_EMBEDDED_OR_URL, max_len=2048, deferred=False))]
 HttpUrl = Annotated[str, _str(_text("an http(s) URL", pattern=_URL, max_len=2048, deferred=False))]
 Setting = Annotated[str, _str(_text("1-1024 characters", deferred=False))]
+#: A credential (token, key, password): long enough for IAM tokens, never echoed in a message.
+Secret = Annotated[str, _str(_text("1-65536 characters", max_len=65536, deferred=False, secret=True))]
 Ref = Annotated[str, _str(_text("the key of a resource", max_len=64, deferred=False))]
 Address = Annotated[str, _str(_text(_ADDRESS_RULE, pattern=_ADDRESS, deferred=False))]
 AttributePath = Annotated[str, _str(_text(_PATH_RULE, pattern=_ATTRIBUTE_PATH, deferred=False))]
@@ -211,9 +231,22 @@ EndpointType = Annotated[str, _str(_choice(ENDPOINT_TYPES))]
 ModelType = Annotated[str, _str(_choice(("LLM_MODEL",)))]
 
 
+def _scalar(value: Any) -> str | int | float | bool:
+    _known(value)
+    if not isinstance(value, (str, int, float, bool)):
+        _fail("scalar", f"must be a string, number or boolean, not a {describe(value)}")
+    return value
+
+
+#: A value of an environment variable or startup parameter.
+ScalarSetting = Annotated[
+    str | int | float | bool, PlainValidator(_scalar, json_schema_input_type=str | int | float | bool)
+]
+
+
 def check_key(key: str) -> str | None:
     """The message for an invalid resource key, or None."""
-    return None if _KEY.fullmatch(key) else f"invalid key {key!r}: must be {KEY_RULE}"
+    return None if _KEY.fullmatch(key) else f"invalid key {shown(key)}: must be {KEY_RULE}"
 
 
 class Block(BaseModel):
@@ -248,9 +281,9 @@ class Knobs(Block):
 class FabricProvider(Knobs):
     url: Url
     ep_url: HttpUrl | None = None
-    token: Setting | None = None
-    ak: Setting | None = None
-    sk: Setting | None = None
+    token: Secret | None = None
+    ak: Secret | None = None
+    sk: Secret | None = None
     project_id: Setting | None = None
     region: Setting | None = None
 
@@ -263,7 +296,7 @@ class FabricProvider(Knobs):
 
 class ModelStudioProvider(Knobs):
     url: Url
-    api_key: Setting | None = None
+    api_key: Secret | None = None
     region: Setting | None = None
     workspace: Setting | None = None
 
@@ -271,7 +304,7 @@ class ModelStudioProvider(Knobs):
 class ZStackProvider(Knobs):
     url: Url
     account: Setting | None = None
-    password: Setting | None = None
+    password: Secret | None = None
     zone_uuid: Setting | None = None
     model_center_uuid: Setting | None = None
 
@@ -388,13 +421,15 @@ class LlmModelConfig(Block):
 
 
 class VersionConfig(Block):
-    llm_model_config: LlmModelConfig | None = None
+    llm_model_config: LlmModelConfig
 
 
 class ModelVersion(Block):
+    """A Fabric model version; the platform requires its ``config.llm_model_config``."""
+
     name: Name
     description: Description | None = None
-    config: VersionConfig | None = None
+    config: VersionConfig
 
 
 class Model(Resource):
@@ -570,8 +605,8 @@ class ZStackDeployment(Resource):
     modelUuid: Short | None = None
     cpuNum: Annotated[int, _int(1, 1024)] | None = None
     memorySize: Annotated[int, _int(1, 2**50)] | None = None
-    environmentVariables: dict[str, str | int | float | bool] | None = None
-    startupParameters: dict[str, str | int | float | bool] | None = None
+    environmentVariables: dict[str, ScalarSetting] | None = None
+    startupParameters: dict[str, ScalarSetting] | None = None
     modelServiceGroupUuids: list[Short] | None = None
 
 
@@ -608,6 +643,96 @@ def resource_class(section: str, raw: Any) -> type[Resource] | None:
     return DEPLOYMENT_VARIANTS.get(platform) if isinstance(platform, str) else None
 
 
+# -- policy ----------------------------------------------------------------------------------------
+
+POLICY_ACTIONS = ("create", "update", "replace", "delete")
+#: The checks a rule can make; a rule makes exactly one.
+POLICY_CHECKS = (
+    "deny",
+    "require_approval",
+    "max_monthly_cost",
+    "max_monthly_increase",
+    "allowed_platforms",
+    "allowed_specs",
+    "allowed_regions",
+)
+_GLOB = re.compile(r"[A-Za-z0-9_.*?\[\]!-]{1,200}")
+_APPROVER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
+_GLOB_RULE = "an address glob like 'deployments.*' or 'workspaces.prod-?'"
+_APPROVER_RULE = "a name: letters, digits, '-', '_', '.', '@'"
+Glob = Annotated[str, _str(_text(_GLOB_RULE, pattern=_GLOB, max_len=200, deferred=False))]
+Approver = Annotated[str, _str(_text(_APPROVER_RULE, pattern=_APPROVER, max_len=100, deferred=False))]
+PolicyAction = Annotated[str, _str(_choice(POLICY_ACTIONS))]
+PlatformName = Annotated[str, _str(_choice(("fabric", "modelstudio", "zstack")))]
+
+
+class ApprovalBlock(Block):
+    """Named approvals a change needs: ``count`` of ``approvers`` (``--approve``/``RECONCILER_APPROVERS``)."""
+
+    approvers: list[Approver]
+    count: Count1 = 1
+    actions: list[PolicyAction] = Field(default_factory=lambda: ["delete", "replace"])
+
+    @field_validator("approvers")
+    @classmethod
+    def _someone(cls, value: list[str]) -> list[str]:
+        if not value:
+            _fail("approvers", "name at least one approver")
+        return value
+
+    @field_validator("count")
+    @classmethod
+    def _reachable(cls, value: int, info: ValidationInfo) -> int:
+        approvers = info.data.get("approvers")
+        if isinstance(approvers, list) and approvers and value > len(set(approvers)):
+            _fail("count", f"is {value}, but only {len(set(approvers))} approvers are named")
+        return value
+
+
+class PolicyRule(Block):
+    """One rule: exactly one check (:data:`POLICY_CHECKS`), on the resources matching ``addresses``.
+
+    ``override: true`` lets ``apply --allow-policy-override <rule>`` proceed when it fails.
+    ``unknown_cost`` (cost caps only): ``ignore`` leaves resources without a known
+    price out of the sum (and says so), ``fail`` fails the rule when there are any.
+    """
+
+    description: Setting | None = None
+    addresses: list[Glob] = Field(default_factory=lambda: ["*"])
+    override: Bool = False
+    deny: list[PolicyAction] | None = None
+    require_approval: ApprovalBlock | None = None
+    max_monthly_cost: NonNegativeNumber | None = None
+    max_monthly_increase: NonNegativeNumber | None = None
+    unknown_cost: Annotated[str, _str(_choice(("ignore", "fail")))] = "ignore"
+    allowed_platforms: list[PlatformName] | None = None
+    allowed_specs: list[Setting] | None = None
+    allowed_regions: list[Setting] | None = None
+
+    @model_validator(mode="after")
+    def _one_check(self) -> PolicyRule:
+        found = [c for c in POLICY_CHECKS if getattr(self, c) is not None]
+        if len(found) != 1:
+            what = f"found {', '.join(found)}" if found else "found none"
+            _fail("check", f"a rule makes exactly one check, one of: {', '.join(POLICY_CHECKS)} ({what})")
+        caps = ("max_monthly_cost", "max_monthly_increase")
+        if "unknown_cost" in self.model_fields_set and found[0] not in caps:
+            _fail("unknown_cost", "unknown_cost goes with max_monthly_cost or max_monthly_increase")
+        if self.deny is not None and not self.deny:
+            _fail("deny", "deny: name at least one action (delete, replace, create, update)")
+        return self
+
+    @property
+    def check(self) -> str:
+        return next(c for c in POLICY_CHECKS if getattr(self, c) is not None)
+
+
+class PolicyBlock(Block):
+    """The stack's ``policy:`` section, and the whole of a ``--policy`` file: rules by name."""
+
+    rules: dict[Key, PolicyRule] = Field(default_factory=dict)
+
+
 # -- the file --------------------------------------------------------------------------------------
 
 
@@ -619,7 +744,7 @@ class StackFile(Block):
     backend: Backend | None = None
     variables: dict[Identifier, Any] = Field(default_factory=dict)
     outputs: dict[Identifier, Any] = Field(default_factory=dict)
-    policy: dict[str, Any] = Field(default_factory=dict)
+    policy: PolicyBlock | None = None
     workspaces: dict[Key, Workspace] = Field(default_factory=dict)
     endpoints: dict[Key, Endpoint] = Field(default_factory=dict)
     models: dict[Key, Model] = Field(default_factory=dict)

@@ -6,6 +6,14 @@ come out (no tag can construct an object), duplicate keys are reported instead
 of silently overwritten, and every value's line is recorded under its location
 (a tuple of keys and list indices, e.g. ``("endpoints", "infer", "name")``).
 
+Hostile input is bounded before any work that could grow with it: a file
+larger than :data:`MAX_FILE_BYTES` is refused before it is read (at most that
+many bytes are ever read, so ``/dev/zero`` is refused too); after composing,
+one pass over the node graph (each node once, however many aliases point at
+it) refuses a document nested deeper than :data:`MAX_DEPTH` or whose aliases
+would expand it to more than :data:`MAX_VALUES` values (a "billion laughs"),
+naming the line and field where it happens.
+
 Problems become :class:`~reconciler.errors.Issue` values; nothing here raises
 for bad input.
 """
@@ -34,7 +42,11 @@ _ALLOWED_TAGS = "!!map, !!seq, !!str, !!int, !!float, !!bool, !!null"
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: Upper bound on values produced, so that nested aliases cannot expand without end.
-MAX_VALUES = 1_000_000
+MAX_VALUES = 250_000
+#: Deepest nesting of mappings and lists accepted (a stack needs about 8).
+MAX_DEPTH = 64
+#: Largest stack or var file read (4 MiB holds thousands of resources).
+MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
 def format_loc(loc: Loc) -> str:
@@ -44,6 +56,7 @@ def format_loc(loc: Loc) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
+            part = part if len(part) <= 64 else part[:60] + "..."  # a hostile key stays readable
             text = f"{text}.{part}" if text else part
     return text
 
@@ -77,9 +90,12 @@ class Document:
 def read_yaml(path: Path, file: str) -> tuple[Document | None, list[Issue]]:
     """Read ``path`` (reported as ``file``); ``None`` when it cannot be parsed at all."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return None, [Issue(file, None, "", f"cannot read file: {exc.strerror or exc}")]
+    if len(raw) > MAX_FILE_BYTES:
+        return None, [Issue(file, None, "", _too_big())]
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -108,18 +124,128 @@ def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Issue]]:
         line = text[: exc.position].count("\n") + 1
         return None, [Issue(file, line, "", f"invalid YAML: {exc.reason} (character {exc.character!r})")]
     except RecursionError:
-        return None, [Issue(file, None, "", "invalid YAML: nested too deeply")]
+        return None, [
+            Issue(file, _deep_line(text), "", f"invalid YAML: nested more than {MAX_DEPTH} levels deep")
+        ]
     doc = Document(file)
     if root is None:
         return doc, []
+    if (issue := _measure(root, file)) is not None:
+        return None, [issue]
     converter = _Converter(doc)
     try:
         doc.data = converter.value(root, ())
     except _TooLarge:
         return None, [Issue(file, None, "", f"the document expands to more than {converter.limit} values")]
     except RecursionError:
-        return None, [Issue(file, None, "", "the document is nested too deeply")]
+        return None, [Issue(file, None, "", f"the document is nested more than {MAX_DEPTH} levels deep")]
     return doc, converter.issues
+
+
+def _too_big() -> str:
+    mib = MAX_FILE_BYTES // (1024 * 1024)
+    return f"the file is larger than {mib} MiB, the most a stack or var file may be; nothing was parsed"
+
+
+def _children(node: Node) -> list[tuple[str | int, Node]]:
+    """A node's children with their location part (a key's text, or a list index)."""
+    if isinstance(node, SequenceNode):
+        return list(enumerate(node.value))
+    if isinstance(node, MappingNode):
+        out: list[tuple[str | int, Node]] = []
+        for key, value in node.value:
+            part = str(key.value) if isinstance(key, ScalarNode) else "?"
+            out += [(part, key), (part, value)]
+        return out
+    return []
+
+
+def _measure(root: Node, file: str) -> Issue | None:
+    """Refuse a node graph nested deeper than MAX_DEPTH or expanding to more than MAX_VALUES values.
+
+    Visits every node once (iteratively: no recursion), computing how many
+    values each expands to when every alias is copied out; a node reached
+    while it is still being measured (a recursive alias) counts as one,
+    the converter reports it.
+    """
+    if _small_tree(root):
+        return None
+    limit = MAX_VALUES
+    sizes: dict[int, int] = {}
+    uses: dict[int, int] = {}
+    first_loc: dict[int, Loc] = {id(root): ()}
+    nodes: dict[int, Node] = {id(root): root}
+    open_: set[int] = set()
+    work: list[tuple[Node, int, bool]] = [(root, 1, False)]
+    while work:
+        node, depth, finished = work.pop()
+        key = id(node)
+        if finished:
+            total = 1 + sum(sizes.get(id(child), 1) for _, child in _children(node))
+            sizes[key] = min(total, limit + 1)
+            open_.discard(key)
+            continue
+        if depth > MAX_DEPTH:
+            loc = first_loc[key]
+            where = format_loc(loc[:8]) + ("..." if len(loc) > 8 else "")
+            return Issue(file, node.start_mark.line + 1, where, f"nested more than {MAX_DEPTH} levels deep")
+        if key in sizes or key in open_:
+            continue
+        open_.add(key)
+        work.append((node, depth, True))
+        for part, child in _children(node):
+            uses[id(child)] = uses.get(id(child), 0) + 1
+            if id(child) not in first_loc:
+                first_loc[id(child)] = (*first_loc[key], part)
+                nodes[id(child)] = child
+            if id(child) not in sizes and id(child) not in open_:
+                work.append((child, depth + 1, False))
+    if sizes.get(id(root), 1) <= limit:
+        return None
+    repeated = [k for k, n in uses.items() if n > 1 and sizes.get(k, 1) > 1]
+    worst = max(repeated, key=lambda k: sizes[k] * uses[k], default=id(root))
+    node = nodes[worst]
+    each = f"more than {limit}" if sizes[worst] > limit else str(sizes[worst])
+    message = (
+        f"aliases expand the document to more than {limit} values (the value anchored here is"
+        f" used {uses.get(worst, 1)} times, expanding to {each} values each); refusing to expand it"
+    )
+    return Issue(file, node.start_mark.line + 1, format_loc(first_loc[worst]), message)
+
+
+def _small_tree(root: Node) -> bool:
+    """True when ``root`` is a tree (no node reached twice: no aliases) within MAX_DEPTH and
+    MAX_VALUES: the common case, checked in one cheap pass. False: :func:`_measure` looks closely."""
+    seen: set[int] = set()
+    work: list[tuple[Node, int]] = [(root, 1)]
+    while work:
+        node, depth = work.pop()
+        if depth > MAX_DEPTH or id(node) in seen or len(seen) >= MAX_VALUES:
+            return False
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                work.append((key, depth + 1))
+                work.append((value, depth + 1))
+        elif isinstance(node, SequenceNode):
+            work.extend((child, depth + 1) for child in node.value)
+    return True
+
+
+def _deep_line(text: str) -> int | None:
+    """The line where nesting first goes deeper than MAX_DEPTH, found from the event stream."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_LOADER):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH and event.start_mark is not None:
+                    return int(event.start_mark.line) + 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return None
+    return None
 
 
 class _TooLarge(Exception):

@@ -13,13 +13,36 @@ Files, for a state path ``P`` (by default ``state/<stack>.json``):
     The holder also keeps an ``fcntl.flock`` on it; the kernel drops that when
     the process dies, so a lock file nobody flocks is *stale*. Stale locks are
     reported, never taken over: a person runs ``reconciler force-unlock STACK``.
+``P.history/`` (only with ``history_keep``)
+    earlier versions for ``reconciler state history|restore``: ``<serial>.json``
+    (mode 0600, a hard link to the written file, so no copy is made) and
+    ``log.jsonl``, one line per write (serial, lineage, who, when, command).
+    Kept best effort after the write itself succeeded; the newest
+    ``history_keep`` versions are kept.
+
+``P.journal`` (only for documents of ``journal_threshold`` bytes and more)
+    the changes written since ``P`` was last written in full, one line per
+    write (:mod:`reconciler.state.journal`: the resources added, changed and
+    removed, the apply-journal entries, the outputs, the serial, a checksum),
+    appended and ``fdatasync``-ed. The state is ``P`` with every line
+    replayed; a torn last line (the write that never returned) is ignored,
+    any other bad line refuses with a StateError naming the file. Recording
+    one step therefore costs what the step changed, not the size of the state.
+    *Compaction* writes the whole document to ``P`` the old way (so
+    ``P.backup`` and ``P.history/`` see only full writes) and then removes
+    ``P.journal``: when the journal outgrows ``P`` (and ``journal_limit``),
+    when the lock is released, and on :meth:`LocalBackend.compact`. A
+    compaction that dies between the two leaves lines ``P`` already holds;
+    replay skips them by serial.
 
 Compare-and-set: a write takes a short ``flock`` on the state directory, reads
 the stored lineage and serial, and replaces the file only if the new document
-continues it. That makes concurrent writers safe without the run lock.
+continues it. That makes concurrent writers safe without the run lock. An
+appending writer reads nothing: it checks that ``P`` and ``P.journal`` are
+the very files it last read or wrote (inode, size, modification time) and
+compares with the document it remembers; anything else (another process
+wrote) sends it down the full read-compare-replace path.
 
-Writes are O(size of the document). A later append-only journal (``P.journal``,
-one line per finished step) can sit beside ``P`` without changing this layout.
 POSIX only (``fcntl``).
 """
 
@@ -31,15 +54,56 @@ import json
 import os
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 from reconciler.errors import LockError, StateError
+from reconciler.state import journal
 from reconciler.state.backend import LockInfo
-from reconciler.state.document import StateDoc
+from reconciler.state.document import StateDoc, utc_timestamp
+from reconciler.state.history import UNKNOWN_COMMAND, Version, check_replaces, missing_version
 
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
+_READ_ATTEMPTS = 5
+
+
+class _Known:
+    """The stored state as this backend last read or wrote it, and the files it came from.
+
+    The descriptors stay open: an inode cannot be reused while it is open, so
+    a path that still names the same inode, with the size and modification
+    time seen then, is the very file this backend read or wrote.
+    """
+
+    def __init__(self, doc: StateDoc, base_fd: int, journal_fd: int | None, journal_size: int) -> None:
+        self.doc = doc
+        self.base_fd = base_fd
+        self.base = _identity(os.fstat(base_fd))
+        self.journal_fd = journal_fd
+        self.journal_size = journal_size
+        self.journal_writable = False
+        self._fds = [fd for fd in (base_fd, journal_fd) if fd is not None]
+        self._finalizer = weakref.finalize(self, _close_all, self._fds)
+
+    @property
+    def base_size(self) -> int:
+        return self.base[2]
+
+    def writable_journal(self, path: Path) -> int:
+        """A descriptor that appends to ``path``, which is created if missing."""
+        if self.journal_fd is None or not self.journal_writable:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _FILE_MODE)
+            if self.journal_fd is not None:
+                self._fds.remove(self.journal_fd)
+                os.close(self.journal_fd)
+            self._fds.append(fd)
+            self.journal_fd, self.journal_writable = fd, True
+        return self.journal_fd
+
+    def close(self) -> None:
+        self._finalizer()
 
 
 class LocalBackend:
@@ -49,6 +113,12 @@ class LocalBackend:
     force-unlock STACK``: give what that command takes (the stack file path);
     it defaults to the state file's stem. ``write_timeout`` bounds the wait for the
     brief directory lock a write takes (another write in progress).
+    ``history_keep`` turns on ``P.history/`` and bounds the versions kept there
+    (``reconciler.operations.backend_for`` turns it on; off by default).
+    ``journal_threshold``: documents smaller than this many bytes are always
+    written in full (cheap, and the backup is then the previous version);
+    ``journal_limit``: the journal is compacted once it is larger than ``P``
+    and than this many bytes.
     """
 
     def __init__(
@@ -58,11 +128,19 @@ class LocalBackend:
         stack: str | None = None,
         poll_interval: float = 0.1,
         write_timeout: float = 30.0,
+        history_keep: int | None = None,
+        journal_threshold: int = 64 * 1024,
+        journal_limit: int = 1024 * 1024,
     ) -> None:
         self.path = Path(path)
         self.stack = stack if stack is not None else self.path.stem
         self.poll_interval = poll_interval
         self.write_timeout = write_timeout
+        self.history_keep = history_keep
+        self.journal_threshold = journal_threshold
+        self.journal_limit = journal_limit
+        self._held: LockInfo | None = None
+        self._known: _Known | None = None  # see _Known; only ever set under our own reads and writes
 
     @property
     def backup_path(self) -> Path:
@@ -71,6 +149,10 @@ class LocalBackend:
     @property
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
+
+    @property
+    def journal_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".journal")
 
     def describe(self) -> str:
         return f"local file {self.path}"
@@ -81,30 +163,151 @@ class LocalBackend:
     # -- the document -------------------------------------------------------------------
 
     def read(self) -> StateDoc | None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StateError(f"cannot read state file {self.path}: {exc.strerror or exc}") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise StateError(
-                f"state file {self.path} is corrupted (not UTF-8 text); restore the backup {self.backup_path}"
-            ) from None
-        return StateDoc.from_json(text, str(self.path), backup=str(self.backup_path))
+        """``P`` with ``P.journal`` replayed; read again if a compaction replaced ``P`` meanwhile."""
+        for _ in range(_READ_ATTEMPTS):
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                self._forget()
+                return None
+            except OSError as exc:
+                raise StateError(f"cannot read state file {self.path}: {exc.strerror or exc}") from None
+            journal_fd: int | None = None
+            try:
+                raw = _read_all(fd)
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise StateError(
+                        f"state file {self.path} is corrupted (not UTF-8 text); "
+                        f"restore the backup {self.backup_path}"
+                    ) from None
+                doc = StateDoc.from_json(text, str(self.path), backup=str(self.backup_path))
+                journal_fd, lines = self._read_journal()
+                if not _same_file(fd, self.path):  # compacted between our two reads: again
+                    continue
+                doc = journal.replay(doc, lines, str(self.journal_path))
+                self._forget()
+                if lines.endswith(b"\n") or not lines:  # a torn tail must go before anything is appended
+                    self._known = _Known(doc, fd, journal_fd, len(lines))
+                    fd, journal_fd = -1, None  # now the _Known's
+                return doc
+            finally:
+                _close_all([d for d in (fd, journal_fd) if d is not None and d >= 0])
+        raise StateError(f"state file {self.path} kept changing while it was read; try again")
 
     def write(self, doc: StateDoc) -> None:
-        data = doc.to_json().encode("utf-8")
         self._make_parent()
         with self._directory_locked() as dir_fd:
+            if self._append(doc):
+                return
+            data = doc.to_json().encode("utf-8")
             stored = self.read()
             if stored is not None:
                 self._check_continues(stored, doc)
                 self._keep_backup()
             self._replace(self.path, data)
             os.fsync(dir_fd)
+            self._written_in_full(doc, dir_fd)
+            self._record_history(doc)
+
+    def compact(self) -> None:
+        """Write the state in full and drop ``P.journal`` (nothing to do without a journal)."""
+        if not self.journal_path.exists():
+            return
+        with self._directory_locked() as dir_fd:
+            stored = self.read()
+            if stored is None or not self.journal_path.exists():
+                return
+            self._keep_backup()
+            self._replace(self.path, stored.to_json().encode("utf-8"))
+            os.fsync(dir_fd)
+            self._written_in_full(stored, dir_fd)
+            self._record_history(stored)
+
+    # -- the journal --------------------------------------------------------------------
+
+    def _append(self, doc: StateDoc) -> bool:
+        """Record ``doc`` as one journal line, if it can be; whether it was. Under the directory lock."""
+        known = self._known
+        if known is None or known.base_size < self.journal_threshold:
+            return False
+        if not self._unchanged(known):
+            self._forget()  # another writer was here: read everything again
+            return False
+        self._check_continues(known.doc, doc)
+        if known.journal_size > max(self.journal_limit, known.base_size):
+            return False  # compact: write in full
+        line = journal.delta(known.doc, doc)
+        if line is None:
+            return False
+        data = journal.encode(line)
+        created = known.journal_fd is None
+        try:
+            fd = known.writable_journal(self.journal_path)
+            _write_all(fd, data)
+            _sync_data(fd)
+            if created:  # a new file: make its name durable too
+                _fsync_directory(self.journal_path.parent)
+        except BaseException:
+            self._forget()  # a torn line may be down: the next write reads and writes in full
+            raise
+        known.doc = doc
+        known.journal_size += len(data)
+        return True
+
+    def _unchanged(self, known: _Known) -> bool:
+        """Whether ``P`` and ``P.journal`` are still exactly the files ``known`` came from."""
+        try:
+            if _identity(os.stat(self.path)) != known.base:
+                return False
+            current = os.stat(self.journal_path)
+        except FileNotFoundError:
+            return known.journal_fd is None and not self.journal_path.exists() and self.path.exists()
+        if known.journal_fd is None:
+            return False
+        mine = os.fstat(known.journal_fd)
+        return (mine.st_dev, mine.st_ino) == (current.st_dev, current.st_ino) and (
+            current.st_size == known.journal_size
+        )
+
+    def _read_journal(self) -> tuple[int | None, bytes]:
+        """An open descriptor of ``P.journal`` and its content (None and nothing when there is none)."""
+        try:
+            fd = os.open(self.journal_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None, b""
+        except OSError as exc:
+            raise StateError(
+                f"cannot read state journal {self.journal_path}: {exc.strerror or exc}"
+            ) from None
+        try:
+            return fd, _read_all(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _written_in_full(self, doc: StateDoc, dir_fd: int) -> None:
+        """``P`` now holds all of ``doc``, durably: drop the journal and remember the new file."""
+        self._forget()
+        if self.journal_path.exists():
+            _unlink_quietly(self.journal_path)
+            os.fsync(dir_fd)
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        self._known = _Known(doc, fd, None, 0)
+
+    def _forget(self) -> None:
+        if self._known is not None:
+            self._known.close()
+            self._known = None
+
+    def _compact_quietly(self) -> None:
+        """Compact at lock release; a failure leaves the journal, which is valid state."""
+        with contextlib.suppress(StateError, OSError):
+            self.compact()
 
     def _check_continues(self, stored: StateDoc, doc: StateDoc) -> None:
         if doc.lineage != stored.lineage:
@@ -196,10 +399,15 @@ class LocalBackend:
         info = LockInfo.current(command)
         self._make_parent()
         fd = self._acquire(info, timeout)
+        self._held = info
         try:
             yield info
         finally:
-            self._release(fd)
+            try:
+                self._compact_quietly()
+            finally:
+                self._held = None
+                self._release(fd)
 
     def _acquire(self, info: LockInfo, timeout: float) -> int:
         # The record is written and flocked under a temp name, then linked into
@@ -288,6 +496,111 @@ class LocalBackend:
         _unlink_quietly(self.lock_path)
         return _parse_lock(raw)
 
+    # -- history (see reconciler.state.history.VersionedBackend) -------------------------
+
+    @property
+    def history_dir(self) -> Path:
+        return self.path.with_name(self.path.name + ".history")
+
+    def _record_history(self, doc: StateDoc) -> None:
+        """Keep the file just written as ``P.history/<serial>.json``. Called under the directory lock."""
+        if self.history_keep is None:
+            return
+        held = self._held
+        entry = {
+            "serial": doc.serial,
+            "lineage": doc.lineage,
+            "written_at": utc_timestamp(),
+            "who": held.who if held else LockInfo.current("").who,
+            "command": held.command if held else UNKNOWN_COMMAND,
+        }
+        with contextlib.suppress(OSError):  # best effort: the state itself is written already
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.history_dir, _DIR_MODE)
+            target = self.history_dir / f"{doc.serial}.json"
+            temp = self._temp_name(target)
+            try:
+                os.link(self.path, temp)
+                os.replace(temp, target)
+            except OSError:  # hard links unsupported here: copy instead
+                _unlink_quietly(temp)
+                self._replace(target, self.path.read_bytes())
+            line = json.dumps(entry, sort_keys=True).encode("utf-8") + b"\n"
+            fd = os.open(self.history_dir / "log.jsonl", os.O_RDWR | os.O_APPEND | os.O_CREAT, _FILE_MODE)
+            try:
+                size = os.fstat(fd).st_size
+                torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # a crash cut the last line short
+                _write_all(fd, b"\n" + line if torn else line)
+            finally:
+                os.close(fd)
+            keep = max(self.history_keep, 1)
+            _unlink_quietly(self.history_dir / f"{doc.serial - keep}.json")
+            if doc.serial % 64 == 0:
+                self._compact_history(doc.serial - keep)
+
+    def _compact_history(self, oldest_dropped: int) -> None:
+        """Drop versions up to ``oldest_dropped`` and their log lines."""
+        for path in self.history_dir.glob("*.json"):
+            if path.stem.isdigit() and int(path.stem) <= oldest_dropped:
+                _unlink_quietly(path)
+        kept = [e for e in self._history_entries() if e.serial > oldest_dropped]
+        text = "".join(json.dumps(e.to_dict(), sort_keys=True) + "\n" for e in kept)
+        self._replace(self.history_dir / "log.jsonl", text.encode("utf-8"))
+
+    def _history_entries(self) -> list[Version]:
+        """Log entries whose version file is still kept, oldest first (the last write of a serial wins)."""
+        try:
+            lines = (self.history_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateError(f"cannot read the history of {self.describe()}: {exc}") from None
+        by_serial: dict[int, Version] = {}
+        for line in lines:
+            try:
+                data = json.loads(line)
+                version = Version(
+                    serial=int(data["serial"]),
+                    lineage=str(data["lineage"]),
+                    written_at=str(data["written_at"]),
+                    who=str(data["who"]),
+                    command=str(data["command"]),
+                )
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a crash; its version stays readable by serial
+            by_serial.pop(version.serial, None)
+            by_serial[version.serial] = version
+        return [v for v in by_serial.values() if (self.history_dir / f"{v.serial}.json").exists()]
+
+    def history(self, limit: int | None = None) -> tuple[Version, ...]:
+        """Kept versions, newest first, at most ``limit``."""
+        newest_first = self._history_entries()[::-1]
+        return tuple(newest_first if limit is None else newest_first[: max(limit, 0)])
+
+    def version(self, serial: int) -> StateDoc:
+        path = self.history_dir / f"{serial}.json"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise missing_version(serial, self.describe(), self.stack) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateError(f"cannot read {path}: {exc}") from None
+        return StateDoc.from_json(text, str(path), backup=f"another version from {self.history_dir}")
+
+    def replace(self, doc: StateDoc, *, over_serial: int | None) -> None:
+        """Write ``doc`` whatever its lineage, if the stored serial is still ``over_serial``."""
+        data = doc.to_json().encode("utf-8")
+        self._make_parent()
+        with self._directory_locked() as dir_fd:
+            stored = self.read()
+            check_replaces(self.describe(), stored.serial if stored else None, doc, over_serial)
+            if stored is not None:
+                self._keep_backup()
+            self._replace(self.path, data)
+            os.fsync(dir_fd)
+            self._written_in_full(doc, dir_fd)
+            self._record_history(doc)
+
 
 def _parse_lock(raw: bytes) -> LockInfo:
     try:
@@ -297,6 +610,23 @@ def _parse_lock(raw: bytes) -> LockInfo:
         return LockInfo.from_dict(data)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return LockInfo.unknown()
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells one version of a file from another: device, inode, size, modification time."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _sync_data(fd: int) -> None:
+    sync = getattr(os, "fdatasync", os.fsync)  # the data and the size; not every platform has it
+    sync(fd)
 
 
 def _same_file(fd: int, path: Path) -> bool:

@@ -26,7 +26,10 @@ endpoints:
     type: inference
     description: "model {{ models.m.id }} of {{ models.m.name }} ({{ var.env }})"
 models:
-  m: {workspace: main, name: m, version: {name: v1}}
+  m:
+    workspace: main
+    name: m
+    version: {name: v1, config: {llm_model_config: {base_model_type: b, model_path: p}}}
 outputs:
   endpoint: "{{ endpoints.infer.id }}"
   both: ["{{ endpoints.infer.id }}", {nested: "{{ models.m.current_version.id }}"}, 3]

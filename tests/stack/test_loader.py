@@ -27,7 +27,7 @@ models:
   llama:
     workspace: main
     name: llama
-    version: {name: v1}
+    version: {name: v1, config: {llm_model_config: {base_model_type: b, model_path: p}}}
 deployments:
 """
 
@@ -113,7 +113,8 @@ def test_missing_structural_reference(problems: Problems) -> None:
 
 
 def test_missing_workspace_reference(problems: Problems) -> None:
-    text = "stack: t\nmodels:\n  m: {workspace: nope, name: m, version: {name: v1}}\n"
+    version = "{name: v1, config: {llm_model_config: {base_model_type: b, model_path: p}}}"
+    text = f"stack: t\nmodels:\n  m: {{workspace: nope, name: m, version: {version}}}\n"
     assert problems(text) == ["stacks/x.yaml:3: models.m.workspace: no workspace 'nope' in workspaces"]
 
 

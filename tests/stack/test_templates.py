@@ -218,7 +218,10 @@ def test_resource_reference_becomes_deferred(load: Load) -> None:
         type: inference
         description: "near {{ models.m.id }} and {{ models['m'].name }}"
     models:
-      m: {workspace: main, name: m, version: {name: v1}}
+      m:
+        workspace: main
+        name: m
+        version: {name: v1, config: {llm_model_config: {base_model_type: b, model_path: p}}}
     """
     stack = load(text)
     endpoint = stack.resources["endpoints.infer"]
