@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,10 +40,11 @@ from urllib.parse import quote
 
 import httpx
 
-from reconciler.errors import ProviderError, TransportError, UsageError
+from reconciler.errors import ProviderError, UsageError
 from reconciler.providers.base import UNKNOWN, KindSpec, Live, RefValue, Until
 from reconciler.providers.fabric_signing import AkSkAuth
 from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings, tls_context
+from reconciler.providers.polling import poll_until
 
 PLATFORM = "fabric"
 PAGE_SIZE = 100
@@ -497,76 +497,19 @@ class FabricProvider:
         self, kind: str, id: str, scope: Mapping[str, str], until: Until, timeout: float
     ) -> Live | None:
         """Poll with backoff; a retryable read error only delays the verdict until the deadline."""
-        limit = min(timeout, self.wait_timeout)
-        deadline = self._clock() + limit
-        delay = min(0.2, self.poll_interval)
-        last = "not read yet"
-        while True:
-            try:
-                live = await self.read(kind, id, scope)
-            except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                last = f"last error: {exc}"
-            else:
-                if _settled(kind, id, live, until):
-                    return live if until == "ready" else None
-                last = f"last status: {live.status if live else 'absent'}"
-            now = self._clock()
-            if now >= deadline:
-                message = f"{kind} {id} did not become {until} within {limit:g}s ({last})"
-                raise ProviderError(PLATFORM, message, code="timeout", operation=f"Wait{_kind(kind).noun}")
-            await self._sleep(min(delay, deadline - now))
-            delay = min(delay * 2, self.poll_interval)
-
-    async def probe(self, kind: str, live: Live, prompt: str, timeout: float) -> None:
-        """A health gate: one streamed chat invocation of a service instance must finish in time.
-
-        POSTs ``{"messages": [{"role": "user", "content": prompt}]}`` to the
-        instance's ``.../invocations`` (the ``ep`` host) and reads its
-        ``chat.completion.chunk`` events up to ``data: [DONE]``, all within
-        ``timeout`` seconds. Sent once: a slow or failed answer is the verdict.
-        Raises ProviderError with the platform's code when it answers an error
-        (``dataartsfabric.00010023``: the instance is not running), else with
-        ``health_check_failed`` (no complete answer in time, the connection
-        lost, a stream that is malformed or ends before ``[DONE]``).
-        """
-        if kind != "service_instance":
-            raise ValueError(f"fabric can invoke a service_instance only, not a {kind}")
-        operation = "InvokeServiceInstance"
-        path = self._path(kind, self.scope_of(kind, live.attributes), live.id) + "/invocations"
-        body = {"messages": [{"role": "user", "content": prompt}]}
-        who = f"service instance {live.name or live.id}"
-
-        def unhealthy(what: str) -> ProviderError:
-            message = f"{who} failed its health check: {what}"
-            return ProviderError(PLATFORM, message, code=HEALTH_CHECK_FAILED, operation=operation)
-
-        try:
-            lines = await self.ep.stream_lines("POST", path, json=body, operation=operation, timeout=timeout)
-        except TransportError as exc:
-            raise unhealthy(exc.platform_message) from exc
-        chunks = 0
-        for line in lines:
-            if not line.startswith("data:"):
-                continue  # blank separators, `id:`/`event:` fields, `:` comments
-            data = line.removeprefix("data:").strip()
-            if data == "[DONE]":
-                if not chunks:
-                    raise unhealthy("the stream ended without a single chat.completion.chunk")
-                return
-            try:
-                event = json.loads(data)
-            except ValueError:
-                raise unhealthy(f"an event is not JSON: {data[:80]!r}") from None
-            error = _mapping(event).get("error")
-            if error is not None:  # an error reported inside the stream, after a 200
-                code, message = _stream_error(error)
-                raise ProviderError(PLATFORM, f"{who}: {message}", code=code, operation=operation)
-            if _mapping(event).get("object") != "chat.completion.chunk":
-                raise unhealthy(f"unexpected event {data[:80]!r}")
-            chunks += 1
-        raise unhealthy("the stream ended before data: [DONE]")
+        return await poll_until(
+            lambda: self.read(kind, id, scope),
+            lambda live: _settled(kind, id, live, until),
+            until=until,
+            limit=min(timeout, self.wait_timeout),
+            clock=self._clock,
+            sleep=self._sleep,
+            first_delay=0.2,
+            poll_interval=self.poll_interval,
+            what=f"{kind} {id}",
+            platform=PLATFORM,
+            operation=f"Wait{_kind(kind).noun}",
+        )
 
     async def aclose(self) -> None:
         await self.control.aclose()

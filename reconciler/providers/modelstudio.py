@@ -46,6 +46,7 @@ import httpx
 from reconciler.errors import ProviderError, UsageError
 from reconciler.providers.base import UNKNOWN, KindSpec, Live, RefValue, Until
 from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings, tls_context
+from reconciler.providers.polling import poll_until
 
 PLATFORM = "modelstudio"
 KIND = "deployment"
@@ -375,27 +376,19 @@ class ModelStudioProvider:
     ) -> Live | None:
         """Poll Get with backoff; a retryable read error only delays the verdict until the deadline."""
         _check_kind(kind)
-        limit = min(timeout, self.wait_timeout)
-        deadline = self._clock() + limit
-        delay = min(0.2, self.poll_interval)
-        last = "not read yet"
-        while True:
-            try:
-                live = await self.read(kind, id, scope)
-            except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                last = f"last error: {exc}"
-            else:
-                if _settled(id, live, until):
-                    return live if until == "ready" else None
-                last = f"last status: {live.status if live else 'absent'}"
-            now = self._clock()
-            if now >= deadline:
-                message = f"deployment {id} did not become {until} within {limit:g}s ({last})"
-                raise ProviderError(PLATFORM, message, code="timeout", operation="WaitDeployment")
-            await self._sleep(min(delay, deadline - now))
-            delay = min(delay * 2, self.poll_interval)
+        return await poll_until(
+            lambda: self.read(kind, id, scope),
+            lambda live: _settled(id, live, until),
+            until=until,
+            limit=min(timeout, self.wait_timeout),
+            clock=self._clock,
+            sleep=self._sleep,
+            first_delay=0.2,
+            poll_interval=self.poll_interval,
+            what=f"deployment {id}",
+            platform=PLATFORM,
+            operation="WaitDeployment",
+        )
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -36,6 +36,7 @@ import httpx
 from reconciler.errors import ProviderError, UsageError
 from reconciler.providers.base import KindSpec, Live, RefValue, Until
 from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings
+from reconciler.providers.polling import poll_until
 from reconciler.providers.zstack_schema import (
     KINDS,
     SERVICE,
@@ -248,27 +249,19 @@ class ZStackProvider:
         self, kind: str, id: str, scope: Mapping[str, str], until: Until, timeout: float
     ) -> Live | None:
         """Poll with backoff; a retryable read error only delays the verdict until the deadline."""
-        limit = min(timeout, self.wait_timeout)
-        deadline = self._clock() + limit
-        delay = min(0.05, self.poll_interval)
-        last = "not read yet"
-        while True:
-            try:
-                live = await self.read(kind, id, scope)
-            except ProviderError as exc:
-                if not exc.retryable:
-                    raise
-                last = f"last error: {exc}"
-            else:
-                if _settled(kind, id, live, until):
-                    return live if until == "ready" else None
-                last = f"last status: {live.status if live else 'absent'}"
-            now = self._clock()
-            if now >= deadline:
-                message = f"{kind} {id} did not become {until} within {limit:g}s ({last})"
-                raise ProviderError(PLATFORM, message, code="timeout", operation=f"Wait{kind_of(kind).noun}")
-            await self._sleep(min(delay, deadline - now))
-            delay = min(delay * 2, self.poll_interval)
+        return await poll_until(
+            lambda: self.read(kind, id, scope),
+            lambda live: _settled(kind, id, live, until),
+            until=until,
+            limit=min(timeout, self.wait_timeout),
+            clock=self._clock,
+            sleep=self._sleep,
+            first_delay=0.05,
+            poll_interval=self.poll_interval,
+            what=f"{kind} {id}",
+            platform=PLATFORM,
+            operation=f"Wait{kind_of(kind).noun}",
+        )
 
     async def aclose(self) -> None:
         await self.session.aclose()
