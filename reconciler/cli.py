@@ -24,6 +24,7 @@ import click
 from reconciler import __version__, cost, operations, policy, timings
 from reconciler.applier import ApplyReport, Event
 from reconciler.assessment import Assessment
+from reconciler.cli_options import lock_timeout_option, seconds, var_file_option, var_option
 from reconciler.errors import ApplyError, PolicyError, ReconcilerError, RollbackIncomplete, UsageError
 from reconciler.graph import Graph
 from reconciler.plan import Plan, read_plan, write_plan
@@ -37,22 +38,6 @@ from reconciler.redaction import (
 )
 from reconciler.render import drift_json, drift_markdown, drift_text, plan_json, plan_markdown, plan_text
 from reconciler.stack.spec import Stack
-
-var_option = click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a variable.")
-var_file_option = click.option(
-    "--var-file",
-    "var_files",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="YAML/JSON file of variables.",
-)
-lock_timeout_option = click.option(
-    "--lock-timeout",
-    default="0s",
-    show_default=True,
-    help="How long to wait for the state lock (e.g. 30s, 2m).",
-)
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,18 +111,7 @@ def review_options(*, overrides: bool) -> Callable[[F], F]:
     return decorate
 
 
-def _seconds(text: str) -> float:
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for suffix in ("ms", "s", "m", "h"):
-        if text.endswith(suffix):
-            number = text[: -len(suffix)]
-            break
-    else:
-        suffix, number = "s", text
-    try:
-        return float(number) * units[suffix]
-    except ValueError:
-        raise UsageError(f"--lock-timeout {text!r}: expected a duration like 30s, 2m or 500ms") from None
+_seconds = seconds
 
 
 def _load(

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from reconciler import adoption, operations
+from reconciler.cli_options import lock_timeout_option, seconds, stack_argument, var_file_option, var_option
 from reconciler.errors import UsageError
 from reconciler.providers.base import Provider
 from reconciler.stack.spec import Stack
@@ -29,22 +30,6 @@ from reconciler.state.local import LocalBackend
 # the same as reconciler.state.postgres.DSN_ENV (not imported from there: psycopg loads only when used)
 DSN_ENV = "RECONCILER_PG_DSN"
 SCHEMA_ENV = "RECONCILER_PG_SCHEMA"
-
-stack_argument = click.argument("stack", type=click.Path(dir_okay=False))
-var_option = click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a variable.")
-var_file_option = click.option(
-    "--var-file",
-    "var_files",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="YAML/JSON file of variables.",
-)
-lock_timeout_option = click.option(
-    "--lock-timeout",
-    default="0s",
-    show_default=True,
-    help="How long to wait for the state lock (e.g. 30s, 2m).",
-)
 
 
 def register(cli: click.Group, state: click.Group) -> None:
@@ -64,10 +49,7 @@ def _load(path: str, variables: Sequence[str], var_files: Sequence[str]) -> Stac
     return load(path, variables, var_files)[1]
 
 
-def _seconds(text: str) -> float:
-    from reconciler.cli import _seconds as parse  # one duration syntax for every command
-
-    return parse(text)
+_seconds = seconds
 
 
 @click.command("rm")
