@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler.plan import Action, AttrChange, Change, Plan
-from reconciler.planner import GONE_STATUSES, diff_attributes, project
+from reconciler.planner import GONE_STATUSES, diff_attributes, diff_outputs, project
 from reconciler.providers.base import UNKNOWN, KindSpec, Live, Provider
 from reconciler.stack.expressions import resolve
 from reconciler.stack.spec import Stack
@@ -247,12 +247,7 @@ def refresh_only_plan(
         changes.append(Change(**fields))
     outputs = {k: resolve(v, stack, known) for k, v in stack.outputs.items()}
     outputs = {k: None if v is UNKNOWN else v for k, v in outputs.items()}
-    before_outputs = dict(state.outputs) if state else {}
-    output_changes = tuple(
-        AttrChange(name, before_outputs.get(name), outputs.get(name))
-        for name in sorted(set(outputs) | set(before_outputs))
-        if outputs.get(name) != before_outputs.get(name)
-    )
+    output_changes = diff_outputs(outputs, state)
     return Plan(
         stack=stack.name,
         stack_file=stack.file,

@@ -187,13 +187,7 @@ async def apply_async(
     is refused. A refresh-only plan only writes state.
     """
     state = backend.read()
-    check_current(
-        plan,
-        stack=stack.name,
-        digest=stack.digest,
-        lineage=state.lineage if state else None,
-        serial=state.serial if state else None,
-    )
+    _check_against(plan, stack, state)
     check_blocked(plan)
     if plan.assessment is not None:
         enforce(plan.assessment.policy, policy_overrides)
@@ -239,7 +233,10 @@ def _record_refresh(plan: Plan, state: StateDoc | None, backend: Backend) -> App
 
 def check_saved(plan: Plan, stack: Stack, backend: Backend) -> None:
     """Refuse a saved plan whose stack or state moved on (before its policy is looked at)."""
-    state = backend.read()
+    _check_against(plan, stack, backend.read())
+
+
+def _check_against(plan: Plan, stack: Stack, state: StateDoc | None) -> None:
     check_current(
         plan,
         stack=stack.name,

@@ -165,6 +165,16 @@ def _desired_change(
     return replace(base, action=action, before=live.attributes, diff=diff)
 
 
+def diff_outputs(outputs: Mapping[str, Any], state: StateDoc | None) -> tuple[AttrChange, ...]:
+    """Outputs whose planned value differs from the recorded one (unknown ones always do)."""
+    before = dict(state.outputs) if state else {}
+    return tuple(
+        AttrChange(name, before.get(name), outputs.get(name))
+        for name in sorted(set(outputs) | set(before))
+        if outputs.get(name) is UNKNOWN or outputs.get(name) != before.get(name)
+    )
+
+
 def _delete_order(state: StateDoc, addresses: Iterable[str]) -> list[str]:
     """Dependants before dependencies, using the recorded dependencies."""
     chosen = list(addresses)
@@ -268,12 +278,7 @@ def build_plan(
             warnings.append(f"{c.address} will be deleted ({c.reason})")
 
     outputs = {} if destroy else {k: resolve(v, stack, known_attrs) for k, v in stack.outputs.items()}
-    before_outputs = dict(state.outputs) if state else {}
-    output_changes = tuple(
-        AttrChange(name, before_outputs.get(name), outputs.get(name))
-        for name in sorted(set(outputs) | set(before_outputs))
-        if outputs.get(name) is UNKNOWN or outputs.get(name) != before_outputs.get(name)
-    )
+    output_changes = diff_outputs(outputs, state)
 
     return Plan(
         stack=stack.name,
