@@ -199,9 +199,13 @@ def effective_rate(args: argparse.Namespace) -> float:
     return min(rate, by_latency)
 
 
-def apply_bound(routes: Mapping[str, int], platforms: Sequence[str], args: argparse.Namespace) -> float:
+def apply_bound(
+    routes: Mapping[str, int], platforms: Sequence[str], args: argparse.Namespace, *, every_call: bool = False
+) -> float:
+    """Provisioning along the longest chain + the busiest platform's changes (``every_call``: all its
+    calls, reads included) at the platform's rate."""
     rate = effective_rate(args)
-    changes = calls_by_platform(routes, mutating=True)
+    changes = calls_by_platform(routes, mutating=not every_call)
     calls = max((n / rate for n in changes.values()), default=0.0) if math.isfinite(rate) else 0.0
     chain = max((CHAIN[p] for p in platforms), default=0) * args.provision_seconds
     return chain + calls
@@ -241,6 +245,7 @@ def measure_size(n: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
     refresh_floor = pages * args.latency_ms / 1000
     writes = applied.timings.get("state.write", [])
     bound = apply_bound(apply_routes, ["fabric", "modelstudio", "zstack"], args)
+    every_call = apply_bound(apply_routes, ["fabric", "modelstudio", "zstack"], args, every_call=True)
     return {
         "resources": n,
         "mix": m.as_dict(),
@@ -264,6 +269,9 @@ def measure_size(n: int, args: argparse.Namespace, scratch: Path) -> dict[str, A
             "calls_by_route": apply_routes,
             "floor_s": bound,
             "ratio": applied.wall / bound if bound else None,
+            "calls_by_platform": calls_by_platform(apply_routes),
+            "floor_every_call_s": every_call,
+            "ratio_every_call": applied.wall / every_call if every_call else None,
             "state_writes": summary(writes),
             "state_write_s_per_step": sum(writes) / n if writes else None,
         },
@@ -278,7 +286,10 @@ def measure_noop_without_latency(n: int, args: argparse.Namespace, scratch: Path
         stack = write_stack(workdir, stackgen.resources(stackgen.mix(n)), served.url, unpaced)
         cli(workdir, "apply", stack, "--auto-approve", "--parallelism", str(args.parallelism)).check("apply")
         served.reset()
-        runs = [cli(workdir, "plan", stack, "--detailed-exitcode").check("no-op plan") for _ in range(3)]
+        runs = [
+            cli(workdir, "plan", stack, "--detailed-exitcode").check("no-op plan")
+            for _ in range(args.repeats)
+        ]
         routes = served.metrics()
     best = min(runs, key=lambda r: r.wall)
     return {
@@ -293,14 +304,17 @@ def measure_noop_without_latency(n: int, args: argparse.Namespace, scratch: Path
 
 
 def measure_independent_apply(count: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
-    """``count`` Model Studio deployments, no dependencies, default ``--parallelism``."""
-    workdir = scratch / f"apply{count}-rate{args.rate:g}"
-    workdir.mkdir()
-    with emulator(workdir, args.latency_ms, args.provision_seconds) as served:
-        stack = write_stack(workdir, {"deployments": stackgen.ms_deployments(count)}, served.url, args)
-        served.reset()
-        run = cli(workdir, "apply", stack, "--auto-approve").check(f"apply of {count} deployments")
-        routes = served.metrics()
+    """``count`` Model Studio deployments, no dependencies, default ``--parallelism``; best run counts."""
+    runs: list[tuple[Run, dict[str, int]]] = []
+    for attempt in range(max(1, args.repeats)):
+        workdir = scratch / f"apply{count}-rate{args.rate:g}-{attempt}"
+        workdir.mkdir()
+        with emulator(workdir, args.latency_ms, args.provision_seconds) as served:
+            stack = write_stack(workdir, {"deployments": stackgen.ms_deployments(count)}, served.url, args)
+            served.reset()
+            run = cli(workdir, "apply", stack, "--auto-approve").check(f"apply of {count} deployments")
+            runs.append((run, served.metrics()))
+    run, routes = min(runs, key=lambda pair: pair[0].wall)
     rate = effective_rate(args)
     creates = calls_by_platform(routes, mutating=True).get("modelstudio", 0)
     calls_time = creates / rate if math.isfinite(rate) else 0.0
@@ -311,6 +325,7 @@ def measure_independent_apply(count: int, args: argparse.Namespace, scratch: Pat
         "parallelism": 10,
         "rate_per_s": rate,
         "wall_s": run.wall,
+        "wall_s_each": [r.wall for r, _ in runs],
         "apply_phase_s": phase,
         "floor_s": bound,
         "ratio": run.wall / bound,
@@ -454,6 +469,11 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             ratio,
             f"{a['calls']} calls, {changes} changes",
         )
+        if "floor_every_call_s" in a:
+            platform_name, calls = max(a["calls_by_platform"].items(), key=lambda item: item[1])
+            floor, ratio = f"{a['floor_every_call_s']:.1f} s", _ratio(a["ratio_every_call"])
+            note = f"the bound counting every call made ({platform_name}: {calls})"
+            t.add("  every call", "", floor, ratio, note)
         w = a["state_writes"]
         if w:
             note = (
@@ -508,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--parallelism", type=int, default=50, help="apply --parallelism for the size table")
     parser.add_argument("--independent", type=int, default=300, help="deployments in the independent apply")
     parser.add_argument("--noop-size", type=int, default=1000, help="size of the no-latency no-op plan")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each target case (the best counts)")
     parser.add_argument("--skip-targets", action="store_true", help="only the size table")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
     args = parser.parse_args(argv)

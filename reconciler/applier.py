@@ -11,12 +11,12 @@ On the first failed step no new step starts; steps in flight finish; the
 steps that depended on the failed one are skipped, not reported as failures.
 
 ``parallelism`` bounds the steps that are calling the platforms. A step
-waiting for its object to settle (a deployment provisioning) does not count:
-it waits on the apply's shared :class:`~reconciler.watch.Watcher`, which
-reads list pages for all waiters at once, so hundreds of deployments can
-provision together while calls stay within each platform's pacing. A step
-back from waiting finishes (records readiness, runs its health gate) without
-waiting for a turn. A free turn goes to the first ready step (plan order) of
+leaves its turn once its create, update or delete call has answered:
+recording the result, waiting for the object to settle (a deployment
+provisioning) and its health gate do not count. It waits on the apply's shared
+:class:`~reconciler.watch.Watcher`, which reads list pages for all waiters at
+once, so hundreds of deployments can provision together while calls stay
+within each platform's pacing. A free turn goes to the first ready step (plan order) of
 the platform with the fewest steps calling it: platforms have their own rate
 limits, and a slow one must not take every turn from the others. Finding
 ready steps costs O(dependants) per finished step, not a scan of everything
@@ -172,8 +172,8 @@ class Applier:
         self.watcher = Watcher(sleep=sleep)
         self._written = state.serial  # the serial the backend holds
         self._writer: asyncio.Future[None] | None = None
-        self._waiting = 0  # steps waiting on the watcher: they do not count against parallelism
-        self._calling: dict[str, int] = {}  # steps not waiting, by platform: who gets the next turn
+        self._idle = 0  # running steps done calling (recording, waiting): not counted by parallelism
+        self._calling: dict[str, int] = {}  # running steps still calling, by platform: who gets a turn
         self._events: asyncio.Queue[asyncio.Future[None] | None] | None = None
 
     # -- state -------------------------------------------------------------------
@@ -267,6 +267,17 @@ class Applier:
     # -- steps -------------------------------------------------------------------
 
     async def _run_step(self, step: Step) -> None:
+        turn = _Turn(self, step.change.platform)
+        try:
+            await self._carry_out(step, turn)
+        finally:
+            turn.close()
+
+    def _turn_is_free(self) -> None:
+        if self._events is not None:
+            self._events.put_nowait(None)  # wake the loop in _run(): another step may start
+
+    async def _carry_out(self, step: Step, turn: _Turn) -> None:
         c = step.change
         provider = self.providers[c.platform]
         spec = provider.kinds[c.kind]
@@ -282,6 +293,7 @@ class Applier:
                 return
             await self._journal(step, "intent", token, id=rs.id)
             await provider.delete(c.kind, rs.id, rs.scope)
+            turn.leave()
             if spec.asynchronous:
                 await self._wait(provider, c.kind, rs.id, rs.scope, "gone", timeout)
             await self._persist(self.state.without_resource(address))
@@ -296,6 +308,7 @@ class Applier:
             scope = provider.scope_of(c.kind, desired)
             await self._journal(step, "intent", token, scope=scope)
             live = await self._create(c, provider, desired, scope)
+            turn.leave()
             await self._record(c, live, provider)
             await self._journal(step, "done", token, id=live.id)
         else:
@@ -305,6 +318,7 @@ class Applier:
             before = Live(id=rs.id, attributes=seen, status=rs.status, name=rs.name)
             await self._journal(step, "intent", token, id=rs.id)
             live = await provider.update(c.kind, before, desired)
+            turn.leave()
             await self._record(c, live, provider)
             await self._journal(step, "done", token, id=live.id)
         if spec.asynchronous:
@@ -319,16 +333,8 @@ class Applier:
     async def _wait(
         self, provider: Provider, kind: str, id: str, scope: Mapping[str, str], until: Until, timeout: float
     ) -> Live | None:
-        """Wait on the shared watcher; meanwhile this step leaves its turn to the next ready one."""
-        self._waiting += 1
-        self._calling[provider.platform] = self._calling.get(provider.platform, 0) - 1
-        if self._events is not None:
-            self._events.put_nowait(None)  # wake the loop in run(): a turn is free
-        try:
-            return await self.watcher.wait(provider, kind, id, scope, until, timeout)
-        finally:
-            self._waiting -= 1
-            self._calling[provider.platform] = self._calling.get(provider.platform, 0) + 1
+        """Wait on the apply's shared watcher (the step has left its turn already)."""
+        return await self.watcher.wait(provider, kind, id, scope, until, timeout)
 
     async def _health_gate(self, c: Change, provider: Provider, live: Live) -> None:
         """A stack's health gate: one invocation must answer in time, else the step fails."""
@@ -421,7 +427,7 @@ class Applier:
 
         while pending or running:
             if not stopping:
-                while len(running) - self._waiting < self.parallelism and any(ready.values()):
+                while len(running) - self._idle < self.parallelism and any(ready.values()):
                     key = next_turn()
                     platform = steps[key].change.platform
                     self._calling[platform] = self._calling.get(platform, 0) + 1
@@ -436,7 +442,7 @@ class Applier:
             while not events.empty():
                 batch.append(events.get_nowait())
             for fut in batch:
-                if fut is None or fut not in running:  # a step began waiting: a turn is free
+                if fut is None or fut not in running:  # a step left its turn
                     continue
                 step = running.pop(fut)
                 platform = step.change.platform
@@ -480,6 +486,36 @@ class Applier:
         doc = self.state.with_outputs(outputs).cleared_journal()
         if doc != self.state:
             await self._persist(doc)
+
+
+class _Turn:
+    """A running step's claim on one of the apply's ``parallelism`` turns.
+
+    Held while the step calls its platform (its intent written first); left
+    once the create, update or delete call has answered, so that recording
+    the result and waiting for the object to settle hold no turn.
+    """
+
+    def __init__(self, applier: Applier, platform: str) -> None:
+        self.applier = applier
+        self.platform = platform
+        self.held = True
+
+    def leave(self) -> None:
+        if self.held:
+            self.held = False
+            a = self.applier
+            a._idle += 1
+            a._calling[self.platform] = a._calling.get(self.platform, 0) - 1
+            a._turn_is_free()
+
+    def close(self) -> None:
+        """The step is over: undo :meth:`leave` (the apply's loop counts running steps itself)."""
+        if not self.held:
+            self.held = True
+            a = self.applier
+            a._idle -= 1
+            a._calling[self.platform] = a._calling.get(self.platform, 0) + 1
 
 
 class _Recorded(Mapping[str, Mapping[str, Any]]):

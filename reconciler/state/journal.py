@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections.abc import Iterator
+from itertools import compress
 from typing import Any
 
 from pydantic import ValidationError
@@ -51,19 +53,20 @@ def delta(old: StateDoc, new: StateDoc) -> dict[str, Any] | None:
     changed: dict[str, Any] = {}
     removed: list[str] = []
     if new.resources is not old.resources:
-        before = old.resources
+        before, after = old.resources, new.resources
+        # the identity scan, at C speed: addresses whose object is not the very one recorded before
+        moved = map(operator.is_not, after.values(), map(before.get, after.keys()))
+        candidates = compress(after.keys(), moved)
         added = 0
-        for address, resource in new.resources.items():
-            was = before.get(address)
-            if was is resource:
-                continue
+        for address in candidates:
+            was, resource = before.get(address), after[address]
             if was is None:
                 added += 1
             elif was == resource:
                 continue
             changed[address] = resource.model_dump(mode="json")
-        if len(before) + added > len(new.resources):  # something went: find what
-            removed = [address for address in before if address not in new.resources]
+        if len(before) + added > len(after):  # something went: find what
+            removed = [address for address in before if address not in after]
     line["set"] = changed
     line["del"] = removed
     keep = _common_prefix(old.journal, new.journal)
