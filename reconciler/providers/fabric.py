@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from urllib.parse import quote
 
 import httpx
 
-from reconciler.errors import ProviderError, UsageError
+from reconciler.errors import ProviderError, TransportError, UsageError
 from reconciler.providers.base import UNKNOWN, KindSpec, Live, RefValue, Until
 from reconciler.providers.fabric_signing import AkSkAuth
 from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings, tls_context
@@ -510,6 +511,55 @@ class FabricProvider:
             platform=PLATFORM,
             operation=f"Wait{_kind(kind).noun}",
         )
+
+    async def probe(self, kind: str, live: Live, prompt: str, timeout: float) -> None:
+        """A health gate: one streamed chat invocation of a service instance must finish in time.
+
+        POSTs ``{"messages": [{"role": "user", "content": prompt}]}`` to the
+        instance's ``.../invocations`` (the ``ep`` host) and reads its
+        ``chat.completion.chunk`` events up to ``data: [DONE]``, all within
+        ``timeout`` seconds. Sent once: a slow or failed answer is the verdict.
+        Raises ProviderError with the platform's code when it answers an error
+        (``dataartsfabric.00010023``: the instance is not running), else with
+        ``health_check_failed`` (no complete answer in time, the connection
+        lost, a stream that is malformed or ends before ``[DONE]``).
+        """
+        if kind != "service_instance":
+            raise ValueError(f"fabric can invoke a service_instance only, not a {kind}")
+        operation = "InvokeServiceInstance"
+        path = self._path(kind, self.scope_of(kind, live.attributes), live.id) + "/invocations"
+        body = {"messages": [{"role": "user", "content": prompt}]}
+        who = f"service instance {live.name or live.id}"
+
+        def unhealthy(what: str) -> ProviderError:
+            message = f"{who} failed its health check: {what}"
+            return ProviderError(PLATFORM, message, code=HEALTH_CHECK_FAILED, operation=operation)
+
+        try:
+            lines = await self.ep.stream_lines("POST", path, json=body, operation=operation, timeout=timeout)
+        except TransportError as exc:
+            raise unhealthy(exc.platform_message) from exc
+        chunks = 0
+        for line in lines:
+            if not line.startswith("data:"):
+                continue  # blank separators, `id:`/`event:` fields, `:` comments
+            data = line.removeprefix("data:").strip()
+            if data == "[DONE]":
+                if not chunks:
+                    raise unhealthy("the stream ended without a single chat.completion.chunk")
+                return
+            try:
+                event = json.loads(data)
+            except ValueError:
+                raise unhealthy(f"an event is not JSON: {data[:80]!r}") from None
+            error = _mapping(event).get("error")
+            if error is not None:  # an error reported inside the stream, after a 200
+                code, message = _stream_error(error)
+                raise ProviderError(PLATFORM, f"{who}: {message}", code=code, operation=operation)
+            if _mapping(event).get("object") != "chat.completion.chunk":
+                raise unhealthy(f"unexpected event {data[:80]!r}")
+            chunks += 1
+        raise unhealthy("the stream ended before data: [DONE]")
 
     async def aclose(self) -> None:
         await self.control.aclose()
