@@ -28,7 +28,7 @@ MIXED = Path(__file__).resolve().parents[2] / "stacks" / "mixed.yaml"
 _ID = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # uuids (Fabric, lineage)
     r"|(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])"  # ZStack uuids
-    r"|(?<=-)[0-9a-f]{8}(?=-dev01)"  # the random part of a Model Studio deployed_model
+    r"|(?<=qwen3-32b-)[0-9a-f]{8}(?=-)"  # the random part of a Model Studio deployed_model
 )
 _TIME = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z?"  # ISO 8601
