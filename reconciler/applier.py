@@ -5,7 +5,7 @@ and a create (or, with create_before_destroy, a create and a later delete of
 the deposed object). Deletes wait for the deletes of everything that depended
 on them; creates and updates wait for their dependencies. Before every
 mutating call the intent is journaled in state; after the answer the result
-is recorded, so a killed run can be resumed (see :mod:`reconciler.recovery`).
+is recorded, so a killed run can be resumed (see :func:`reconciler.refresh.recover`).
 
 On the first failed step no new step starts; steps in flight finish; the
 steps that depended on the failed one are skipped, not reported as failures.
@@ -42,10 +42,8 @@ from reconciler.refresh import find_untracked
 from reconciler.stack.expressions import resolve
 from reconciler.stack.spec import Stack
 from reconciler.state.backend import Backend
-from reconciler.state.document import JournalEntry, ResourceState, StateDoc
+from reconciler.state.document import DEPOSED, JournalEntry, ResourceState, StateDoc
 from reconciler.watch import Watcher
-
-DEPOSED = "#deposed"
 
 
 def now_iso() -> str:

@@ -20,9 +20,7 @@ from typing import Any
 from reconciler.plan import Plan
 from reconciler.providers.base import Provider
 from reconciler.stack.spec import Deferred, ResourceSpec, Stack
-from reconciler.state.document import ResourceState, StateDoc
-
-DEPOSED = "#deposed"
+from reconciler.state.document import DEPOSED, ResourceState, StateDoc
 
 
 def _strip(value: Any, read_only: frozenset[str], prefix: str = "") -> Any:

@@ -36,6 +36,9 @@ from reconciler.errors import StateError
 FORMAT_VERSION = 1
 """The state format this reconciler writes and the newest it reads."""
 
+DEPOSED = "#deposed"
+"""Suffix of the address under which a replaced object waits for its deletion (create_before_destroy)."""
+
 CHECKSUM_FIELD = "checksum"
 _CHECKSUM_PREFIX = "sha256:"
 
