@@ -13,16 +13,29 @@ A provider has two halves:
   :class:`~reconciler.watch.Watcher` (many objects through list pages) poll.
 
 Attribute dictionaries are "comparable": plain JSON values, same keys for
-desired and live. Live attributes may carry more keys (server-side fields);
-the diff looks only at keys the desired side sets. Scope fields (for Fabric,
-``workspace_id``) appear in the attributes and also address the object.
+desired and live, normalised once here at the provider boundary (a String
+``"100"`` the platform documents for a number is the number 100). Live
+attributes may carry more keys (server-side fields); the diff looks only at
+keys the desired side sets. Scope fields (for Fabric, ``workspace_id``) appear
+in the attributes and also address the object.
+
+Every attribute a kind's desired side sets is one of three things
+(:class:`KindSpec`): *read back* (the platform returns it: compared with
+live), *input only* (the platform takes it and never returns it: compared with
+the value last applied, which state records, never with live) or *computed*
+(the platform sets it: never diffed). A status the platform reports is mapped
+to a :class:`Phase` by the kind's :class:`Lifecycle`; no other code compares
+status strings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Literal, Protocol, runtime_checkable
+
+from reconciler.errors import ProviderError
 
 
 class _Unknown:
@@ -45,12 +58,77 @@ class _Unknown:
 UNKNOWN: Any = _Unknown()
 
 
+class Phase(Enum):
+    """Where an object is in its lifecycle, whatever the platform calls the status.
+
+    ``READY``: serving (or, for a kind without a lifecycle, present).
+    ``IN_PROGRESS``: on its way to ready (creating, updating, pending).
+    ``STOPPED``: present and intact, but not serving (stopped, frozen,
+    inactive); never replaced for it, never awaited as ready.
+    ``FAILED``: a create or update that ended badly; the planner replaces it.
+    ``DELETING``: on its way out; gone for planning, not yet for a wait.
+    ``GONE``: deleted (or absent).
+    """
+
+    READY = "ready"
+    IN_PROGRESS = "in_progress"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    DELETING = "deleting"
+    GONE = "gone"
+
+    @property
+    def absent(self) -> bool:
+        """Gone or going: a recorded object in this phase must be created again."""
+        return self in (Phase.DELETING, Phase.GONE)
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Every status one kind's platform documents, each mapped to a :class:`Phase`.
+
+    ``statuses`` is built from the platform's status enum (one per platform,
+    every value its pages and SDKs document). A status outside it is an error
+    naming it: never silently ready.
+    """
+
+    platform: str
+    statuses: Mapping[str, Phase]
+
+    def phase(self, kind: str, id: str, status: str | None) -> Phase:
+        if status is None:
+            return Phase.IN_PROGRESS  # nothing reported yet (a create whose read-back failed)
+        try:
+            return self.statuses[status]
+        except KeyError:
+            known = ", ".join(sorted(self.statuses))
+            raise ProviderError(
+                self.platform,
+                f"{kind} {id} reports status {status!r}, which this version does not know "
+                f"(known: {known}); upgrade reconciler or report it",
+                code="unknown_status",
+                operation="Refresh",
+            ) from None
+
+
 @dataclass(frozen=True)
 class KindSpec:
     """Static facts about one resource kind of one platform.
 
     ``force_new``: dotted attribute paths whose change needs a replacement.
-    ``read_only``: dotted paths the server sets; never diffed.
+    ``read_only``: dotted paths the server sets (*computed*); never diffed.
+    ``input_only``: dotted paths the platform accepts but never returns; the
+    planner compares them with the recorded (last applied) value, never with
+    live, and the applier records the value it sent.
+    ``read_back``: the top-level attributes the platform returns and the diff
+    compares with live. Every top-level attribute ``desired`` can set is in
+    exactly one of ``read_back``, ``input_only`` (by its head), ``read_only``
+    or ``scope`` (a test holds every kind to it).
+    ``lifecycle``: how the kind's statuses map to phases; None for a kind
+    without a status (present means ready).
+    ``identity``: the desired attributes that find an object the platform
+    made for this stack when the create answer was lost (joined with ``/``
+    into ``Change.name`` and compared with :attr:`Live.name`).
     ``secrets``: dotted paths whose values are never written or shown.
     ``scope``: attribute names that address the object besides its id
     (e.g. ``("workspace_id",)``); recorded in state, passed to every call.
@@ -70,6 +148,53 @@ class KindSpec:
     listable: bool = True
     updatable: bool = True
     recomputed: tuple[tuple[str, str], ...] = ()
+    input_only: frozenset[str] = frozenset()
+    read_back: frozenset[str] = frozenset()
+    lifecycle: Lifecycle | None = None
+    identity: tuple[str, ...] = ("name",)
+
+    def phase(self, id: str, live: Live | None) -> Phase:
+        """The phase ``live`` (None: absent) is in; ProviderError for a status the platform never documented."""
+        if live is None:
+            return Phase.GONE
+        if self.lifecycle is None:
+            return Phase.READY
+        return self.lifecycle.phase(self.name, id, live.status)
+
+    def identity_of(self, attributes: Mapping[str, Any]) -> str | None:
+        """The identity (see ``identity``) of desired ``attributes``; None while a part is unknown."""
+        parts = [attributes.get(a) for a in self.identity]
+        if not all(isinstance(p, str) and p for p in parts):
+            return None
+        return "/".join(parts)
+
+    def with_inputs(self, live: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """``live`` attributes with the input-only paths taken from ``inputs`` (recorded or sent)."""
+        out = dict(live)
+        for path in sorted(self.input_only):
+            found, value = _get(inputs, path)
+            if found:
+                _set(out, path, value)
+        return out
+
+
+def _get(value: Any, path: str) -> tuple[bool, Any]:
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def _set(target: dict[str, Any], path: str, value: Any) -> None:
+    head, _, rest = path.partition(".")
+    if not rest:
+        target[head] = value
+        return
+    inner = target.get(head)
+    inner = dict(inner) if isinstance(inner, Mapping) else {}
+    _set(inner, rest, value)
+    target[head] = inner
 
 
 @dataclass(frozen=True)
@@ -131,12 +256,24 @@ class Provider(Protocol):
         """One object, or None when it does not exist."""
         ...
 
-    async def find(self, kind: str, name: str, scope: Mapping[str, str]) -> Live | None:
-        """The object called ``name`` (adoption and lost-response recovery)."""
+    async def find(
+        self, kind: str, name: str, scope: Mapping[str, str], *, token: str | None = None
+    ) -> Live | None:
+        """The object this stack made as ``name`` (its identity, see :attr:`KindSpec.identity`).
+
+        ``token`` is the client token journaled before the create call; a
+        platform that takes a client-chosen id (ZStack ``resourceUuid``)
+        looks up exactly that id and ignores ``name``, so a same-named object
+        of someone else is never found.
+        """
         ...
 
-    async def create(self, kind: str, desired: Mapping[str, Any]) -> Live:
-        """Send the create call; returns at once (not waiting for readiness)."""
+    async def create(self, kind: str, desired: Mapping[str, Any], *, token: str | None = None) -> Live:
+        """Send the create call; returns at once (not waiting for readiness).
+
+        ``token`` (32 hex digits, journaled before the call) is the client-chosen
+        id where the platform accepts one; other platforms ignore it.
+        """
         ...
 
     async def update(self, kind: str, live: Live, desired: Mapping[str, Any]) -> Live:
