@@ -129,6 +129,13 @@ class KindSpec:
     ``identity``: the desired attributes that find an object the platform
     made for this stack when the create answer was lost (joined with ``/``
     into ``Change.name`` and compared with :attr:`Live.name`).
+    ``list_omits``: attributes the list route's items (brief infos) lack,
+    which only the detail read carries (Fabric service instances: ``config``).
+    ``change_marker``: a computed attribute both list items and details carry
+    that the platform changes whenever the object changes (``update_time``,
+    ``gmt_modified``, ``lastOpDate``). Refresh compares it with the recorded
+    value: equal, the ``list_omits`` attributes are the recorded ones; else
+    the detail is read. So a no-op refresh costs list pages, not objects.
     ``secrets``: dotted paths whose values are never written or shown.
     ``scope``: attribute names that address the object besides its id
     (e.g. ``("workspace_id",)``); recorded in state, passed to every call.
@@ -152,9 +159,11 @@ class KindSpec:
     read_back: frozenset[str] = frozenset()
     lifecycle: Lifecycle | None = None
     identity: tuple[str, ...] = ("name",)
+    list_omits: frozenset[str] = frozenset()
+    change_marker: str | None = None
 
     def phase(self, id: str, live: Live | None) -> Phase:
-        """The phase ``live`` (None: absent) is in; ProviderError for a status the platform never documented."""
+        """The phase of ``live`` (None: absent); ProviderError for a status never documented."""
         if live is None:
             return Phase.GONE
         if self.lifecycle is None:
