@@ -55,13 +55,15 @@ class FakeProvider:
         self.calls.append(("read", id))
         return self._live(id) if id in self.objects else None
 
-    async def find(self, kind: str, name: str, scope: Mapping[str, str]) -> Live | None:
+    async def find(
+        self, kind: str, name: str, scope: Mapping[str, str], *, token: str | None = None
+    ) -> Live | None:
         for i, o in self.objects.items():
             if o.get("name") == name and o["_kind"] == kind:
                 return self._live(i)
         return None
 
-    async def create(self, kind: str, desired: Mapping[str, Any]) -> Live:
+    async def create(self, kind: str, desired: Mapping[str, Any], *, token: str | None = None) -> Live:
         assert all(v is not UNKNOWN for v in desired.values())
         self._check("create", desired.get("name"))
         await asyncio.sleep(0)

@@ -173,9 +173,8 @@ class KindSpec:
     def identity_of(self, attributes: Mapping[str, Any]) -> str | None:
         """The identity (see ``identity``) of desired ``attributes``; None while a part is unknown."""
         parts = [attributes.get(a) for a in self.identity]
-        if not all(isinstance(p, str) and p for p in parts):
-            return None
-        return "/".join(parts)
+        texts = [p for p in parts if isinstance(p, str) and p]
+        return "/".join(texts) if len(texts) == len(parts) else None
 
     def with_inputs(self, live: Mapping[str, Any], inputs: Mapping[str, Any]) -> dict[str, Any]:
         """``live`` attributes with the input-only paths taken from ``inputs`` (recorded or sent)."""

@@ -424,7 +424,9 @@ class FabricProvider:
             raise _invalid(f"Show{k.noun}", "expected an object with an id")
         return self._live(kind, obj, scope)
 
-    async def find(self, kind: str, name: str, scope: Mapping[str, str]) -> Live | None:
+    async def find(
+        self, kind: str, name: str, scope: Mapping[str, str], *, token: str | None = None
+    ) -> Live | None:
         """The object called ``name``; DELETED ones only when nothing else matches.
 
         Several live matches raise ProviderError ``ambiguous_name`` rather than adopt a guess.
@@ -445,7 +447,7 @@ class FabricProvider:
 
     # -- writes -----------------------------------------------------------------------
 
-    async def create(self, kind: str, desired: Mapping[str, Any]) -> Live:
+    async def create(self, kind: str, desired: Mapping[str, Any], *, token: str | None = None) -> Live:
         k = _kind(kind)
         scope = self.scope_of(kind, desired)
         operation = k.create_op or f"Create{k.noun}"

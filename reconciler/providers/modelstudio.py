@@ -306,7 +306,9 @@ class ModelStudioProvider:
                 return None
             raise
 
-    async def find(self, kind: str, name: str, scope: Mapping[str, str]) -> Live | None:
+    async def find(
+        self, kind: str, name: str, scope: Mapping[str, str], *, token: str | None = None
+    ) -> Live | None:
         """The deployment called ``name``; DELETING ones only when nothing else matches.
 
         A platform that does not report ``name`` is matched on ``deployed_model``
@@ -330,7 +332,7 @@ class ModelStudioProvider:
 
     # -- writes -------------------------------------------------------------------------
 
-    async def create(self, kind: str, desired: Mapping[str, Any]) -> Live:
+    async def create(self, kind: str, desired: Mapping[str, Any], *, token: str | None = None) -> Live:
         _check_kind(kind)
         return await self._one("POST", f"/{COLLECTION}", "CreateDeployment", json=_create_body(desired))
 

@@ -187,7 +187,9 @@ class ZStackProvider:
         found = [o for o in _inventories(answer, f"Query{k.noun}") if o.get("uuid") == id]
         return self._live(kind, found[0]) if found else None
 
-    async def find(self, kind: str, name: str, scope: Mapping[str, str]) -> Live | None:
+    async def find(
+        self, kind: str, name: str, scope: Mapping[str, str], *, token: str | None = None
+    ) -> Live | None:
         """The object called ``name``; several (ZStack names need not be unique) raise ``ambiguous_name``."""
         named = [o for o in await self._query(kind, name_condition("name", name)) if o.get("name") == name]
         candidates = [o for o in named if o.get("status") != "Deleting"] or named[:1]
@@ -203,7 +205,7 @@ class ZStackProvider:
 
     # -- writes -----------------------------------------------------------------------
 
-    async def create(self, kind: str, desired: Mapping[str, Any]) -> Live:
+    async def create(self, kind: str, desired: Mapping[str, Any], *, token: str | None = None) -> Live:
         k = kind_of(kind)
         if kind == SERVICE:
             operation, method = "AddModelService", "POST"

@@ -226,7 +226,7 @@ class Batch(Lifecycles):
     def scope_of(self, kind: str, attributes: Mapping[str, Any]) -> dict[str, str]:
         return {}
 
-    async def create(self, kind: str, desired: Mapping[str, Any]) -> Live:
+    async def create(self, kind: str, desired: Mapping[str, Any], *, token: str | None = None) -> Live:
         id = f"id-{desired['name']}"
         self.created.append(id)
         self.ready_at[id] = 0.0
