@@ -206,6 +206,7 @@ class Applier:
         id: str | None = None,
         scope: Mapping[str, str] | None = None,
         detail: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
     ) -> None:
         self._seq += 1
         c = step.change
@@ -223,12 +224,20 @@ class Applier:
             kind=c.kind,
             scope=dict(c.scope if scope is None else scope),
             dependencies=tuple(c.depends_on),
+            inputs=dict(inputs or {}),
         )
         await self._persist(self.state.with_journal(entry))
 
     async def _record(
-        self, change: Change, live: Live, provider: Provider, address: str | None = None
+        self,
+        change: Change,
+        live: Live,
+        provider: Provider,
+        address: str | None = None,
+        sent: Mapping[str, Any] | None = None,
     ) -> None:
+        """Record ``live``; input-only attributes are the values ``sent`` (never returned by the platform)."""
+        spec = provider.kinds[change.kind]
         rs = ResourceState(
             address=address or change.address,
             platform=change.platform,
@@ -236,7 +245,7 @@ class Applier:
             id=live.id,
             name=live.name or change.name,
             scope=provider.scope_of(change.kind, live.attributes),
-            attributes=dict(live.attributes),
+            attributes=spec.with_inputs(live.attributes, sent or {}),
             status=live.status,
             dependencies=tuple(change.depends_on),
         )
@@ -304,10 +313,11 @@ class Applier:
                 deposed = old.model_copy(update={"address": c.address + DEPOSED})
                 await self._persist(self.state.without_resource(c.address).with_resource(deposed))
             scope = provider.scope_of(c.kind, desired)
-            await self._journal(step, "intent", token, scope=scope)
-            live = await self._create(c, provider, desired, scope)
+            inputs = {k: v for k, v in spec.with_inputs({}, desired).items() if k not in spec.secrets}
+            await self._journal(step, "intent", token, scope=scope, inputs=inputs)
+            live = await self._create(c, provider, desired, scope, token)
             turn.leave()
-            await self._record(c, live, provider)
+            await self._record(c, live, provider, sent=desired)
             await self._journal(step, "done", token, id=live.id)
         else:
             rs = self.state.resources[c.address]
@@ -317,7 +327,7 @@ class Applier:
             await self._journal(step, "intent", token, id=rs.id)
             live = await provider.update(c.kind, before, desired)
             turn.leave()
-            await self._record(c, live, provider)
+            await self._record(c, live, provider, sent=desired)
             await self._journal(step, "done", token, id=live.id)
         if spec.asynchronous:
             crashpoints.reached("wait")
@@ -325,7 +335,7 @@ class Applier:
                 provider, c.kind, live.id, provider.scope_of(c.kind, live.attributes), "ready", timeout
             )
             if ready is not None:
-                await self._record(c, ready, provider)
+                await self._record(c, ready, provider, sent=desired)
                 await self._health_gate(c, provider, ready)
 
     async def _wait(
@@ -349,23 +359,28 @@ class Applier:
         await probe(c.kind, live, check.prompt, check.timeout)
 
     async def _create(
-        self, c: Change, provider: Provider, desired: Mapping[str, Any], scope: Mapping[str, str]
+        self,
+        c: Change,
+        provider: Provider,
+        desired: Mapping[str, Any],
+        scope: Mapping[str, str],
+        token: str,
     ) -> Live:
         """Create once; after a transient failure, read the platform before any second attempt.
 
         A create whose answer was lost may have landed: the object is looked up by
         name and adopted if it is there, so nothing is ever created twice.
         """
-        name = desired.get("name")
+        name = provider.kinds[c.kind].identity_of(desired)
         for attempt in range(self.create_attempts):
             try:
-                return await provider.create(c.kind, desired)
+                return await provider.create(c.kind, desired, token=token)
             except ProviderError as exc:
                 if not exc.retryable or attempt + 1 >= self.create_attempts:
                     raise
                 if isinstance(name, str):
                     recorded = {rs.id for rs in self.state.resources.values()}
-                    found = await find_untracked(provider, c.kind, name, scope, recorded)
+                    found = await find_untracked(provider, c.kind, name, scope, recorded, token=token)
                     if found is not None:
                         self.progress(Event(c.address, "create", "adopted", 0.0, found.id))
                         return found

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler.plan import Action, AttrChange, Change, Plan
-from reconciler.planner import GONE_STATUSES, diff_attributes, diff_outputs, project
+from reconciler.planner import diff_attributes, diff_outputs, project
 from reconciler.providers.base import UNKNOWN, KindSpec, Live, Provider
 from reconciler.stack.expressions import resolve
 from reconciler.stack.spec import Stack
@@ -115,8 +115,11 @@ def drifted_attributes(
     return tuple(AttrChange(d.path, d.after, d.before) for d in found)
 
 
-def _gone(live: Live | None) -> bool:
-    return live is None or (live.status or "") in GONE_STATUSES
+def _gone(providers: Mapping[str, Provider], rs: ResourceState, live: Live | None) -> bool:
+    provider = providers.get(rs.platform)
+    if live is None or provider is None or rs.kind not in provider.kinds:
+        return live is None
+    return provider.kinds[rs.kind].phase(rs.id, live).absent
 
 
 def _managed_shape(stack: Stack, plan: Plan | None, address: str) -> Mapping[str, Any] | None:
@@ -132,9 +135,9 @@ def _compare(
     spec = providers[rs.platform].kinds[rs.kind]
     res = stack.resources.get(rs.address)
     ignore = res.lifecycle.ignore_changes if res is not None else ()
-    return drifted_attributes(
-        rs.attributes, live.attributes, spec, _managed_shape(stack, plan, rs.address), ignore
-    )
+    # input-only attributes cannot be read, so they cannot drift: the recorded values stand
+    seen = spec.with_inputs(live.attributes, rs.attributes)
+    return drifted_attributes(rs.attributes, seen, spec, _managed_shape(stack, plan, rs.address), ignore)
 
 
 def detect(
@@ -160,7 +163,7 @@ def detect(
             continue
         current = live[address]
         base = ResourceDrift("changed", rs.platform, rs.kind, rs.id, address, rs.name, dict(rs.scope))
-        if current is None or _gone(current):
+        if current is None or _gone(providers, rs, current):
             found.append(ResourceDrift("deleted", **_fields(base)))
             continue
         diff = _compare(stack, plan, rs, current, providers)
@@ -230,14 +233,15 @@ def refresh_only_plan(
             known[address] = {**rs.attributes, "id": rs.id}
             continue
         current = live[address]
-        if current is None or _gone(current):
+        if current is None or _gone(providers, rs, current):
             gone = {"action": Action.DELETE, "after": None}
             reason = "deleted out of band; will be forgotten"
             changes.append(Change(**{**_change_fields(base), **gone, "reason": reason}))
             continue
         known[address] = {**current.attributes, "id": rs.id}
         diff = _compare(stack, plan, rs, current, providers)
-        fields = {**_change_fields(base), "after": dict(current.attributes)}
+        spec = providers[rs.platform].kinds[rs.kind]
+        fields = {**_change_fields(base), "after": spec.with_inputs(current.attributes, rs.attributes)}
         if diff:
             fields |= {
                 "action": Action.UPDATE,

@@ -13,13 +13,10 @@ from typing import Any
 from reconciler.errors import PolicyError, UsageError
 from reconciler.graph import Graph
 from reconciler.plan import Action, AttrChange, Change, Plan
-from reconciler.providers.base import UNKNOWN, KindSpec, Live, Provider, RefValue
+from reconciler.providers.base import UNKNOWN, KindSpec, Live, Phase, Provider, RefValue
 from reconciler.stack.expressions import resolve
 from reconciler.stack.spec import ResourceSpec, Stack
 from reconciler.state.document import ResourceState, StateDoc
-
-FAILED_STATUSES = frozenset({"CREATE_FAILED", "UPDATE_FAILED", "FAILED", "ERROR"})
-GONE_STATUSES = frozenset({"DELETING", "DELETED"})
 
 
 def _matches(path: str, prefixes: Iterable[str]) -> bool:
@@ -107,6 +104,14 @@ def _known(change: Change, live: Live | None, spec: KindSpec) -> tuple[Any, dict
     return live.id, {**attrs, "id": live.id}
 
 
+def _phase(providers: Mapping[str, Provider], rec: ResourceState, live: Live | None) -> Phase:
+    """The phase of a recorded object; without its provider (or kind) only absence is known."""
+    provider = providers.get(rec.platform)
+    if provider is None or rec.kind not in provider.kinds:
+        return Phase.GONE if live is None else Phase.READY
+    return provider.kinds[rec.kind].phase(rec.id, live)
+
+
 def _provider(providers: Mapping[str, Provider], platform: str, address: str) -> Provider:
     try:
         return providers[platform]
@@ -134,14 +139,14 @@ def _desired_change(
         for field, target in res.refs.items()
     }
     desired = provider.desired(res.kind, attrs, refs)
-    name = desired.get("name")
+    name = spec.identity_of(desired)
     base = Change(
         address=res.address,
         platform=res.platform,
         kind=res.kind,
         action=Action.CREATE,
         after=desired,
-        name=name if isinstance(name, str) else None,
+        name=name,
         depends_on=res.depends_on,
         create_before_destroy=res.lifecycle.create_before_destroy,
     )
@@ -151,12 +156,16 @@ def _desired_change(
     if recorded.platform != res.platform or recorded.kind != res.kind:
         reason = f"platform/kind changed from {recorded.platform}/{recorded.kind}"
         return replace(base, action=Action.REPLACE, before=recorded.attributes, reason=reason)
-    if live is None or (live.status or "") in GONE_STATUSES:
+    phase = spec.phase(recorded.id, live)
+    if phase.absent:
         return replace(base, reason="deleted out of band; will be created again")
-    if (live.status or "") in FAILED_STATUSES:
-        reason = f"live status is {live.status}; will be replaced"
-        return replace(base, action=Action.REPLACE, before=live.attributes, reason=reason)
-    diff = diff_attributes(desired, live.attributes, spec, res.lifecycle.ignore_changes)
+    if phase is Phase.FAILED:
+        reason = f"live status is {live.status if live else None}; will be replaced"
+        return replace(base, action=Action.REPLACE, before=live.attributes if live else None, reason=reason)
+    assert live is not None  # absent phases above
+    # input-only attributes are never returned: compare them with what the last apply sent
+    seen = spec.with_inputs(live.attributes, recorded.attributes)
+    diff = diff_attributes(desired, seen, spec, res.lifecycle.ignore_changes)
     if not diff:
         return replace(base, action=Action.NOOP, before=live.attributes)
     action = (
@@ -251,7 +260,7 @@ def build_plan(
                 "Remove prevent_destroy from the stack first"
             )
         current = live_of(address)
-        gone_already = current is None or (current.status or "") == "DELETED"
+        gone_already = _phase(providers, rec, current) is Phase.GONE
         changes.append(
             Change(
                 address=address,

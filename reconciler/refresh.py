@@ -29,6 +29,19 @@ def _provider(providers: Mapping[str, Provider], rs: ResourceState) -> Provider:
         ) from None
 
 
+async def _completed(provider: Provider, kind: str, rs: ResourceState, brief: Live | None) -> Live | None:
+    """A list item made whole: what the brief lacks is recorded while its change marker stands, else read."""
+    spec = provider.kinds[kind]
+    if brief is None or not spec.list_omits:
+        return brief
+    marker = spec.change_marker
+    unchanged = marker is not None and marker in rs.attributes
+    if unchanged and brief.attributes.get(marker or "") == rs.attributes[marker or ""]:
+        kept = {k: rs.attributes[k] for k in spec.list_omits if k in rs.attributes}
+        return Live(brief.id, {**brief.attributes, **kept}, brief.status, brief.name)
+    return await provider.read(kind, rs.id, rs.scope)
+
+
 async def _read_group(provider: Provider, kind: str, members: list[ResourceState]) -> dict[str, Live | None]:
     scope = members[0].scope
     if provider.kinds[kind].listable:
@@ -39,7 +52,9 @@ async def _read_group(provider: Provider, kind: str, members: list[ResourceState
                 raise
             # the scope itself may be gone (e.g. a workspace deleted out of band): read one by one
         else:
-            return {rs.address: found.get(rs.id) for rs in members}
+            briefs = [(rs, found.get(rs.id)) for rs in members]
+            whole = await asyncio.gather(*(_completed(provider, kind, rs, live) for rs, live in briefs))
+            return {rs.address: live for rs, live in zip(members, whole, strict=True)}
     results = await asyncio.gather(*(provider.read(kind, rs.id, rs.scope) for rs in members))
     return {rs.address: live for rs, live in zip(members, results, strict=True)}
 
@@ -62,7 +77,13 @@ async def refresh(state: StateDoc | None, providers: Mapping[str, Provider]) -> 
 
 
 async def find_untracked(
-    provider: Provider, kind: str, name: str, scope: Mapping[str, str], recorded: set[str]
+    provider: Provider,
+    kind: str,
+    name: str,
+    scope: Mapping[str, str],
+    recorded: set[str],
+    *,
+    token: str | None = None,
 ) -> Live | None:
     """The object called ``name`` that no address records yet: what a create whose answer was lost made.
 
@@ -70,16 +91,20 @@ async def find_untracked(
     replace the old object may carry the same name). Listable kinds are searched
     through their list, so a namesake that is tracked does not hide the new one.
     """
-    if provider.kinds[kind].listable:
+    spec = provider.kinds[kind]
+    if spec.client_id:  # made with our client token as its id: that id, and nothing else, is ours
+        live = await provider.find(kind, name, scope, token=token) if token else None
+        return live if live is not None and live.id == token and live.id not in recorded else None
+    if spec.listable:
         found = [
             live
             for live in await provider.list(kind, scope)
             if live.name == name
             and live.id not in recorded
-            and (live.status or "") not in ("DELETING", "DELETED")
+            and not spec.phase(live.id, live).absent
         ]
         return found[0] if found else None
-    live = await provider.find(kind, name, scope)
+    live = await provider.find(kind, name, scope, token=token)
     return live if live is not None and live.id not in recorded else None
 
 
@@ -111,7 +136,9 @@ async def recover(state: StateDoc, providers: Mapping[str, Provider]) -> Recover
                 )
             current = doc.resources.get(entry.address)
             recorded = {rs.id for rs in doc.resources.values()}
-            live = await find_untracked(provider, entry.kind, entry.name, entry.scope, recorded)
+            live = await find_untracked(
+                provider, entry.kind, entry.name, entry.scope, recorded, token=entry.token
+            )
             if live is not None:
                 doc = doc.with_resource(
                     ResourceState(
@@ -121,7 +148,7 @@ async def recover(state: StateDoc, providers: Mapping[str, Provider]) -> Recover
                         id=live.id,
                         name=live.name or entry.name,
                         scope=provider.scope_of(entry.kind, live.attributes),
-                        attributes=dict(live.attributes),
+                        attributes=provider.kinds[entry.kind].with_inputs(live.attributes, entry.inputs),
                         status=live.status,
                         dependencies=entry.dependencies,
                     )

@@ -31,8 +31,6 @@ from reconciler.providers.base import Provider
 from reconciler.stack.spec import Stack
 from reconciler.state.document import StateDoc
 
-GONE = frozenset({"DELETING", "DELETED", "Deleting", "Deleted"})
-
 #: (platform, kind of the container) -> (kinds inside it, the scope key naming the container).
 CONTAINERS: Mapping[tuple[str, str], tuple[tuple[str, ...], str]] = {
     ("fabric", "workspace"): (("endpoint", "model", "service_instance"), "workspace_id"),
@@ -108,7 +106,7 @@ async def _list(provider: Provider, scope: Scope) -> list[Unmanaged] | str:
     return [
         Unmanaged(scope.platform, scope.kind, live, dict(scope.scope), scope.where)
         for live in found
-        if (live.status or "") not in GONE
+        if not provider.kinds[scope.kind].phase(live.id, live).absent
         and (scope.attribute is None or live.attributes.get(scope.attribute) in scope.values)
     ]
 

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.errors import ProviderError
-from reconciler.providers.base import UNKNOWN, KindSpec, Live, RefValue, Until
+from reconciler.providers import base
+from reconciler.providers.base import UNKNOWN, KindSpec, Live, Phase, RefValue, Until
 from reconciler.stack.spec import Lifecycle, ResourceSpec, Stack
 
 
@@ -15,9 +16,21 @@ class FakeProvider:
     """Platform "fake": kind "thing", whose ``zone`` forces replacement; refs become ``<field>_id``."""
 
     platform = "fake"
+    lifecycle = base.Lifecycle(
+        "fake",
+        {
+            "CREATING": Phase.IN_PROGRESS,
+            "RUNNING": Phase.READY,
+            "CREATE_FAILED": Phase.FAILED,
+            "DELETING": Phase.DELETING,
+            "DELETED": Phase.GONE,
+        },
+    )
     kinds = {
-        "thing": KindSpec(name="thing", force_new=frozenset({"zone"}), read_only=frozenset({"id"})),
-        "slow": KindSpec(name="slow", asynchronous=True),
+        "thing": KindSpec(
+            name="thing", force_new=frozenset({"zone"}), read_only=frozenset({"id"}), lifecycle=lifecycle
+        ),
+        "slow": KindSpec(name="slow", asynchronous=True, lifecycle=lifecycle),
     }
 
     def __init__(self) -> None:

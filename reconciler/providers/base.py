@@ -136,6 +136,8 @@ class KindSpec:
     ``gmt_modified``, ``lastOpDate``). Refresh compares it with the recorded
     value: equal, the ``list_omits`` attributes are the recorded ones; else
     the detail is read. So a no-op refresh costs list pages, not objects.
+    ``client_id``: ``create`` makes the object with the journaled client token
+    as its id (ZStack ``resourceUuid``): recovery finds it by that id only.
     ``secrets``: dotted paths whose values are never written or shown.
     ``scope``: attribute names that address the object besides its id
     (e.g. ``("workspace_id",)``); recorded in state, passed to every call.
@@ -161,6 +163,7 @@ class KindSpec:
     identity: tuple[str, ...] = ("name",)
     list_omits: frozenset[str] = frozenset()
     change_marker: str | None = None
+    client_id: bool = False
 
     def phase(self, id: str, live: Live | None) -> Phase:
         """The phase of ``live`` (None: absent); ProviderError for a status never documented."""

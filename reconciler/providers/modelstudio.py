@@ -37,6 +37,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -44,7 +45,7 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.errors import ProviderError, UsageError
-from reconciler.providers.base import UNKNOWN, KindSpec, Live, RefValue, Until
+from reconciler.providers.base import UNKNOWN, KindSpec, Lifecycle, Live, Phase, RefValue, Until
 from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings, tls_context
 from reconciler.providers.polling import poll_until
 
@@ -64,6 +65,32 @@ READY_STATUSES = frozenset({"RUNNING", "STOPPED"})
 FAILED_STATUSES = frozenset({"FAILED"})
 MISSING_CODES = frozenset({"NotFound", "Model.NotExist"})
 BILLING_METHODS = {"post_paid": "POST_PAY", "pre_paid": "PRE_PAY"}
+
+
+class DeploymentStatus(StrEnum):
+    """Every status seed 002's response table documents, plus DEPLOYING, which the dashscope SDK polls on."""
+
+    PENDING = "PENDING"
+    DEPLOYING = "DEPLOYING"
+    UPDATING = "UPDATING"
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+    DELETING = "DELETING"
+    FAILED = "FAILED"
+
+
+LIFECYCLE = Lifecycle(
+    PLATFORM,
+    {
+        DeploymentStatus.PENDING: Phase.IN_PROGRESS,
+        DeploymentStatus.DEPLOYING: Phase.IN_PROGRESS,
+        DeploymentStatus.UPDATING: Phase.IN_PROGRESS,
+        DeploymentStatus.RUNNING: Phase.READY,
+        DeploymentStatus.STOPPED: Phase.STOPPED,
+        DeploymentStatus.DELETING: Phase.DELETING,
+        DeploymentStatus.FAILED: Phase.FAILED,
+    },
+)
 BLOCK_KEYS = HTTP_BLOCK_KEYS | {
     "url", "api_key", "workspace", "region", "wait_timeout", "poll_interval", "provision_seconds",
 }  # fmt: skip
@@ -76,6 +103,11 @@ KINDS: Mapping[str, KindSpec] = {
         ),
         read_only=frozenset({"deployed_model", "status", "ready_capacity", "message"}),
         asynchronous=True,
+        # seed 002: `name` is a request parameter ("the display name in the console") and is not
+        # among the response parameters, so it is compared with the value last applied
+        input_only=frozenset({"name"}),
+        read_back=frozenset(FIELDS) - {"name"},
+        lifecycle=LIFECYCLE,
     )
 }
 _SUFFIX = re.compile(r"[0-9a-f]{8}(?:-(.+))?")
@@ -129,6 +161,9 @@ def _normalise(obj: Mapping[str, Any]) -> dict[str, Any]:
     """A platform deployment as comparable attributes (see the module docstring)."""
     plain = ("model_name", "name", "plan", "capacity", "enable_thinking", "max_context_length", *LIMITS)
     out: dict[str, Any] = {key: obj[key] for key in plain if key in obj}
+    for key in LIMITS:  # seed 002 types rpm_limit as String in the response (Number in the request)
+        if isinstance(out.get(key), str) and out[key].strip().isdigit():
+            out[key] = int(out[key])
     if obj.get("model_unit_spec") is not None:
         out["deploy_spec"] = obj["model_unit_spec"]
     charge = obj.get("charge_type")

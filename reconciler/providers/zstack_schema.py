@@ -30,13 +30,34 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from reconciler.errors import UsageError
-from reconciler.providers.base import UNKNOWN, KindSpec, RefValue
+from reconciler.providers.base import UNKNOWN, KindSpec, Lifecycle, Phase, RefValue
 
 SERVICE = "model_service"
 GROUP = "model_service_instance_group"
+
+
+class GroupStatus(StrEnum):
+    """Instance group statuses (PascalCase, as ZStack answers them)."""
+
+    DEPLOYING = "Deploying"
+    RUNNING = "Running"
+    FAILED = "Failed"
+    DELETING = "Deleting"
+
+
+GROUP_LIFECYCLE = Lifecycle(
+    "zstack",
+    {
+        GroupStatus.DEPLOYING: Phase.IN_PROGRESS,
+        GroupStatus.RUNNING: Phase.READY,
+        GroupStatus.FAILED: Phase.FAILED,
+        GroupStatus.DELETING: Phase.DELETING,
+    },
+)
 _QUERY_OPERATORS = ("!=", ">=", "<=", "!?=", "!~=", "~=", "?=", "=")
 
 
@@ -79,6 +100,10 @@ KIND_INFO: Mapping[str, KindInfo] = {
             read_only=_words("uuid status instances modelServiceType yaml supportMetrics createDate")
             | {"lastOpDate"},
             asynchronous=True,
+            # deploy inputs the instance group view (Go SDK pkg/view) does not carry
+            input_only=_words("zoneUuid cpuNum memorySize environmentVariables startupParameters")
+            | {"modelServiceGroupUuids"},
+            lifecycle=GROUP_LIFECYCLE,
         ),
         "ModelServiceInstanceGroup", "/ai/model-services/instances/groups",
         ("name", "description", "type", "zoneUuid", "modelUuid", "cpuNum", "memorySize",

@@ -98,6 +98,8 @@ class JournalEntry(BaseModel, frozen=True, extra="forbid"):
     kind: str | None = None
     scope: dict[str, str] = {}
     dependencies: tuple[str, ...] = ()
+    inputs: dict[str, Any] = {}
+    """A create intent's input-only values (never secrets): recovery records them with the object."""
 
 
 class StateDoc(BaseModel, frozen=True, extra="forbid"):
