@@ -98,6 +98,13 @@ def _check_capacity(cloud: FabricCloud, endpoint: JsonObject, wanted: int, insta
         )
 
 
+def _default_config(endpoint: JsonObject) -> JsonObject:
+    """``config`` is optional on the deploy page; without it the emulator runs one unit of the
+    endpoint's reserved ``mu`` spec (an emulator assumption: the page does not say)."""
+    mu = endpoint["reserved_resource"].get("mu") or {}
+    return {"model_instance_config": {"resource": {"spec_code": mu.get("spec_code", ""), "min": 1, "max": 1}}}
+
+
 def deploy_instance(cloud: FabricCloud, call: Call) -> Response:
     workspace = cloud.workspace(call)
     fields = rules.instance_deploy(call.body)
@@ -108,7 +115,9 @@ def deploy_instance(cloud: FabricCloud, call: Call) -> Response:
     model = cloud.models.get(source["id"])
     if model is None or model["_workspace_id"] != workspace["id"]:
         raise reference_missing("model", source["id"])
-    if all(version["id"] != source["version_id"] for version in model["_versions"]):
+    if source["version_id"] is None:  # optional on the deploy page: the model's current version
+        source["version_id"] = model["_current_version_id"]
+    elif all(version["id"] != source["version_id"] for version in model["_versions"]):
         raise reference_missing("model version", source["version_id"])
     if endpoint["status"] != RUNNING:
         raise FabricError(
@@ -119,6 +128,8 @@ def deploy_instance(cloud: FabricCloud, call: Call) -> Response:
         )
     siblings = cloud.within(cloud.instances, workspace["id"])
     cloud.require_unique_name(siblings, "service instance", fields["name"])
+    if fields["config"] is None:
+        fields["config"] = _default_config(endpoint)
     _check_capacity(cloud, endpoint, int(_resource(fields)["max"]), None)
     now = cloud.timestamp()
     instance: JsonObject = {
@@ -142,7 +153,7 @@ def deploy_instance(cloud: FabricCloud, call: Call) -> Response:
     }
     cloud.begin(instance, "CREATING", RUNNING, failed="FAILED")
     cloud.instances[instance["id"]] = instance
-    return fabric_response({"id": instance["id"]}, status_code=201)
+    return fabric_response({"id": instance["id"]})  # the deploy page's status table: 200
 
 
 def list_instances(cloud: FabricCloud, call: Call) -> Response:

@@ -47,6 +47,8 @@ IDENTIFIER = TextRule(
 SPEC_CODE = TextRule(1, 64)
 SHORT_TEXT = TextRule(1, 255)
 PATH_TEXT = TextRule(1, 1024)
+OPTIONAL_SHORT_TEXT = TextRule(0, 255)  # the inference walk-through sends "" for base_model_type
+OPTIONAL_PATH_TEXT = TextRule(0, 1024)  # ... and for model_path
 ANY_TEXT = TextRule(0, 65536)
 
 ENDPOINT_TYPES = ("inference", "service", "ray", "job", "ray_service", "sql", "container_job", "notebook")
@@ -252,8 +254,8 @@ def model_version(fields: Fields) -> dict[str, Any]:
         "description": fields.text("description", DESCRIPTION) or "",
         "config": {
             "llm_model_config": {
-                "base_model_type": llm.text("base_model_type", SHORT_TEXT, required=True),
-                "model_path": llm.text("model_path", PATH_TEXT, required=True),
+                "base_model_type": llm.text("base_model_type", OPTIONAL_SHORT_TEXT, required=True),
+                "model_path": llm.text("model_path", OPTIONAL_PATH_TEXT, required=True),
             }
         },
     }
@@ -288,23 +290,18 @@ def model_update(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def instance_deploy(body: dict[str, Any]) -> dict[str, Any]:
+    """The deploy body; ``source.version_id`` and ``config`` are optional (None when not sent)."""
     fields = Fields(body)
     source = fields.child("source", required=True)
-    config = fields.child("config", required=True)
-    model_config = config.child("model_instance_config", required=True)
-    resource = model_config.child("resource", required=True)
-    low = resource.integer("min", 1, SCALE_LIMIT, required=True)
-    high = resource.integer("max", 1, SCALE_LIMIT, required=True)
-    _ordered(resource.path("min"), low, resource.path("max"), high)
-    return {
-        "source": {
-            "id": source.text("id", IDENTIFIER, required=True),
-            "version_id": source.text("version_id", IDENTIFIER, required=True),
-        },
-        "name": fields.text("name", NAME, required=True),
-        "description": fields.text("description", DESCRIPTION) or "",
-        "endpoint_id": fields.text("endpoint_id", IDENTIFIER, required=True),
-        "config": {
+    config = fields.child("config")
+    model_config = config.child("model_instance_config") if config is not None else None
+    resource = model_config.child("resource", required=True) if model_config is not None else None
+    stored_config: dict[str, Any] | None = None
+    if resource is not None:
+        low = resource.integer("min", 1, SCALE_LIMIT, required=True)
+        high = resource.integer("max", 1, SCALE_LIMIT, required=True)
+        _ordered(resource.path("min"), low, resource.path("max"), high)
+        stored_config = {
             "model_instance_config": {
                 "resource": {
                     "spec_code": resource.text("spec_code", SPEC_CODE, required=True),
@@ -312,7 +309,16 @@ def instance_deploy(body: dict[str, Any]) -> dict[str, Any]:
                     "max": high,
                 }
             }
+        }
+    return {
+        "source": {
+            "id": source.text("id", IDENTIFIER, required=True),
+            "version_id": source.text("version_id", IDENTIFIER),
         },
+        "name": fields.text("name", NAME, required=True),
+        "description": fields.text("description", DESCRIPTION) or "",
+        "endpoint_id": fields.text("endpoint_id", IDENTIFIER, required=True),
+        "config": stored_config,
     }
 
 

@@ -129,7 +129,7 @@ def deploy(
     response = client.post(
         f"/v1/workspaces/{ws}/services/instances", json=instance_body(ep, source, name, 1, high)
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text  # the DeployServiceInstance page: 200
     return str(response.json()["id"])
 
 
@@ -618,7 +618,7 @@ def test_deploy_needs_a_running_endpoint(slow: TestClient, clock: FakeClock) -> 
     body = instance_body(ep, model(slow, ws))
     assert_error(slow.post(instances_url(ws), json=body), 400, "dataartsfabric.00010021", "CREATING")
     clock.advance(10)
-    assert slow.post(instances_url(ws), json=body).status_code == 201
+    assert slow.post(instances_url(ws), json=body).status_code == 200
 
 
 def test_instances_must_fit_the_endpoint_reservation(client: TestClient, stack: dict[str, Any]) -> None:
@@ -880,3 +880,83 @@ def test_concurrent_async_clients_see_one_consistent_cloud(clock: FakeClock) -> 
     statuses, total = asyncio.run(scenario())
     assert sorted(statuses) == [201] * 5 + [400] * 15
     assert total == 5
+
+
+# ---------------------------------------------------------------- the documented walk-through
+
+
+def test_inference_walk_through_works_as_typed(client: TestClient) -> None:
+    """The "Creating an Inference Service" example, each body exactly as the page writes it."""
+    workspace_example = {"name": "apieworkspace", "description": "apie test workspace"}
+    response = client.post("/v1/workspaces", json=workspace_example)
+    assert response.status_code == 201, response.text
+    ws = response.json()["id"]
+    assert {"id", "name", "description", "create_time", "access_url"} <= set(response.json())
+
+    endpoint_example = {
+        "name": "apie_test",
+        "description": "apie test endpoint",
+        "type": "inference",
+        "reserved_resource": {"mu": {"spec_code": "mu.llama3.8b", "min": 0, "max": 1}},
+    }
+    response = client.post(f"/v1/workspaces/{ws}/endpoints", json=endpoint_example)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["status"] == "CREATING" and created["type"] == "inference"
+    assert created["reserved_resource"] == endpoint_example["reserved_resource"]
+    ep = created["id"]
+
+    model_example = {
+        "name": "LLama3-8b",
+        "description": "this is a apie test model",
+        "type": "LLM_MODEL",
+        "version": {
+            "name": "v1",
+            "description": "test description",
+            "config": {"llm_model_config": {"base_model_type": "", "model_path": ""}},
+        },
+    }
+    response = client.post(f"/v1/workspaces/{ws}/models", json=model_example)
+    assert response.status_code == 201, response.text
+    model_id = response.json()["id"]
+
+    instance_example = {
+        "source": {"id": model_id},
+        "name": "test_serviceInstanceName",
+        "description": "description",
+        "endpoint_id": ep,
+    }
+    response = client.post(f"/v1/workspaces/{ws}/services/instances", json=instance_example)
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == {"id"}
+    instance_id = response.json()["id"]
+
+    shown = client.get(f"/v1/workspaces/{ws}/services/instances/{instance_id}").json()
+    assert shown["source"]["id"] == model_id
+    current = client.get(f"/v1/workspaces/{ws}/models").json()["models"][0]["current_version"]["id"]
+    assert shown["source"]["version_id"] == current
+
+    with client.stream(
+        "POST",
+        f"/v1/workspaces/{ws}/services/instances/{instance_id}/invocations",
+        json={"messages": [{"role": "user", "content": "hello"}]},
+    ) as streamed:
+        assert streamed.status_code == 200
+        assert "chat.completion.chunk" in streamed.read().decode()
+
+
+def test_deploy_page_example_answers_200_with_the_instance_id(client: TestClient) -> None:
+    """The DeployServiceInstance page's example body (ids replaced by real ones): 200 and ``{"id"}``."""
+    ws = workspace(client)
+    ep = endpoint(client, ws, high=1000)
+    model_id, version_id = model(client, ws)
+    example = {
+        "source": {"id": model_id, "version_id": version_id},
+        "name": "serviceInstanceName1",
+        "description": "description",
+        "endpoint_id": ep,
+        "config": {"model_instance_config": {"resource": {"min": 1, "max": 1000, "spec_code": MU}}},
+    }
+    response = client.post(f"/v1/workspaces/{ws}/services/instances", json=example)
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == {"id"}
