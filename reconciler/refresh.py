@@ -103,6 +103,8 @@ async def find_untracked(
             and live.id not in recorded
             and not spec.phase(live.id, live).absent
         ]
+        if found and spec.list_omits:  # a brief list item: the detail carries the rest
+            return await provider.read(kind, found[0].id, scope)
         return found[0] if found else None
     live = await provider.find(kind, name, scope, token=token)
     return live if live is not None and live.id not in recorded else None
