@@ -94,17 +94,23 @@ def delete_workspace(cloud: FabricCloud, call: Call) -> Response:
 # ---------------------------------------------------------------- endpoints
 
 
-def endpoint_view(call: Call) -> Callable[[JsonObject], JsonObject]:
-    """Endpoints as shown: public fields plus ``urls`` on the host that asked."""
+def endpoint_view(call: Call, *, brief: bool = False) -> Callable[[JsonObject], JsonObject]:
+    """Endpoints as shown: public fields, plus ``urls`` on the host that asked unless ``brief``.
+
+    ``brief`` is the list item (the SDK's ``EndpointBriefInfo``: no ``urls``). ``public_access``
+    is an input only: no response model carries it, so it is kept as ``_public_access``.
+    """
 
     def view(endpoint: JsonObject) -> JsonObject:
         shown = public(endpoint)
+        if brief:
+            return shown
         shown["urls"] = [
             {
                 "name": "inference",
                 "address": f"{call.base_url}/v1/workspaces/{endpoint['_workspace_id']}"
                 f"/endpoints/{endpoint['id']}",
-                "type": "PUBLIC" if endpoint.get("public_access") else "PRIVATE",
+                "type": "PUBLIC" if endpoint.get("_public_access") else "PRIVATE",
             }
         ]
         return shown
@@ -130,7 +136,7 @@ def create_endpoint(cloud: FabricCloud, call: Call) -> Response:
         "reserved_resource": fields["reserved_resource"],
         "ray_resource": None,
         "cap": None,
-        "public_access": fields["public_access"],
+        "_public_access": fields["public_access"],
         "custom_image_id": fields["custom_image_id"],
         "error_code": None,
         "error_msg": None,
@@ -156,7 +162,7 @@ def list_endpoints(cloud: FabricCloud, call: Call) -> Response:
         "model_id": serves_model,
     }
     endpoints = cloud.within(cloud.endpoints, workspace["id"])
-    return listing(call, endpoints, "endpoints", filters, endpoint_view(call))
+    return listing(call, endpoints, "endpoints", filters, endpoint_view(call, brief=True))
 
 
 def show_endpoint(cloud: FabricCloud, call: Call) -> Response:

@@ -41,12 +41,33 @@ def _resource(instance: JsonObject) -> JsonObject:
     return resource
 
 
-def instance_view(cloud: FabricCloud, call: Call) -> Callable[[JsonObject], JsonObject]:
-    """Instances as shown, with ``duration`` and the invocation ``url`` on the host that asked."""
+def instance_view(
+    cloud: FabricCloud, call: Call, *, brief: bool = False
+) -> Callable[[JsonObject], JsonObject]:
+    """Instances as shown, with ``duration`` and the invocation ``url`` on the host that asked.
+
+    ``brief`` is the list item, the SDK's ``ServiceInstanceBriefInfo``: no ``update_user``,
+    ``url``, ``config``, ``error_code`` or ``error_msg``.
+    """
     now = cloud.now()
 
     def view(instance: JsonObject) -> JsonObject:
         path = f"/v1/workspaces/{instance['_workspace_id']}/services/instances/{instance['id']}/invocations"
+        if brief:
+            return {
+                "visibility": instance["visibility"],
+                "source": dict(instance["source"]),
+                "id": instance["id"],
+                "name": instance["name"],
+                "description": instance["description"],
+                "endpoint_id": instance["endpoint_id"],
+                "status": instance["status"],
+                "create_time": instance["create_time"],
+                "update_time": instance["update_time"],
+                "duration": _running_for(instance, now),
+                "create_user": dict(instance["create_user"]),
+                "type": instance["type"],
+            }
         return {
             "visibility": instance["visibility"],
             "source": dict(instance["source"]),
@@ -174,7 +195,7 @@ def list_instances(cloud: FabricCloud, call: Call) -> Response:
         "DURATION": lambda instance: _running_for(instance, now),
     }
     instances = ordered(call, instances, orders, default_sort=None, default_order="ASC")
-    return listing(call, instances, "service_instances", filters, instance_view(cloud, call))
+    return listing(call, instances, "service_instances", filters, instance_view(cloud, call, brief=True))
 
 
 def show_instance(cloud: FabricCloud, call: Call) -> Response:

@@ -104,7 +104,7 @@ _INSTANCE_CONFIG = obj(
         ["resource"], resource=obj(["min", "max"], spec_code=STRING, min=INTEGER, max=INTEGER)
     ),
 )
-_SOURCE = obj(["id", "version_id"], id=_ID, version_id=_ID)
+_SOURCE = obj(["id"], id=_ID, version_id=_ID)  # version_id optional on the deploy page
 _PAGING = [_param("offset", "query", {"type": "integer", "minimum": 0}), _param("limit", "query", INTEGER)]
 
 # (path, method) -> (summary, success status, success body or None, request body or None, query parameters)
@@ -221,10 +221,10 @@ _FABRIC_OPS: dict[tuple[str, str], tuple[str, int, Schema | None, Schema | None,
     ),
     (fabric.INSTANCES, "POST"): (
         "DeployServiceInstance",
-        201,
+        200,
         obj(["id"], id=STRING),
         obj(
-            ["source", "name", "endpoint_id", "config"],
+            ["source", "name", "endpoint_id"],
             source=_SOURCE,
             name=_NAME,
             description=_DESCRIPTION,

@@ -326,7 +326,9 @@ def test_service_instance_deploy_update_delete() -> None:
         assert ready is not None and ready.status == "RUNNING"
         assert on_desired_keys(desired, ready) == desired
         assert "/invocations" in ready.attributes["url"]["address"]
-        assert await p.find("service_instance", "svc", scope) == ready
+        found = await p.find("service_instance", "svc", scope)  # a brief list item: no config, no url
+        assert found is not None and found.id == ready.id and found.status == ready.status
+        assert "url" not in found.attributes
 
         wider = p.desired("service_instance", instance_attrs(name="svc2", high=3), refs)
         updated = await p.update("service_instance", ready, wider)
