@@ -302,7 +302,10 @@ def deploy_model_service(cloud: ZStackCloud, call: Call) -> JsonObject:
     for sibling in siblings:
         if sibling not in cloud.groups:
             raise not_found("modelServiceGroupUuids", sibling, "ModelServiceInstanceGroupVO")
-    group_uuid = new_uuid()
+    # Go SDK pkg/param DeployModelServiceDetailParam carries resourceUuid, as every create call does
+    group_uuid = fields.uuid("resourceUuid") or new_uuid()
+    if group_uuid in cloud.groups:
+        raise invalid_argument(f"resource[uuid:{group_uuid}] already exists")
     group: JsonObject = {
         "uuid": group_uuid,
         "name": name,

@@ -190,7 +190,12 @@ class ZStackProvider:
     async def find(
         self, kind: str, name: str, scope: Mapping[str, str], *, token: str | None = None
     ) -> Live | None:
-        """The object called ``name``; several (ZStack names need not be unique) raise ``ambiguous_name``."""
+        """The object made with ``token`` as its resourceUuid; without a token, the one called ``name``.
+
+        By name, several (ZStack names need not be unique) raise ``ambiguous_name``.
+        """
+        if token is not None:
+            return await self.read(kind, token, scope)
         named = [o for o in await self._query(kind, name_condition("name", name)) if o.get("name") == name]
         candidates = [o for o in named if o.get("status") != "Deleting"] or named[:1]
         if len(candidates) > 1:
@@ -207,13 +212,16 @@ class ZStackProvider:
 
     async def create(self, kind: str, desired: Mapping[str, Any], *, token: str | None = None) -> Live:
         k = kind_of(kind)
+        # the client token is the new object's resourceUuid (journaled before this call), so a
+        # create whose answer was lost is found by exactly that uuid, never by name
+        fields = {**request_body(kind, desired, k.fields), **({"resourceUuid": token} if token else {})}
         if kind == SERVICE:
             operation, method = "AddModelService", "POST"
-            path, body = k.collection, {"params": request_body(kind, desired, k.fields)}
+            path, body = k.collection, {"params": fields}
         else:
             operation, method = "DeployModelService", "PUT"
             path = f"/ai/model-services/{quote(str(desired.get('modelServiceUuid')), safe='')}/actions"
-            body = {"deployModelService": request_body(kind, desired, k.fields)}
+            body = {"deployModelService": fields}
         answer = await self.session.call(
             method, path, json=body, operation=operation, asynchronous=True, idempotent=False
         )

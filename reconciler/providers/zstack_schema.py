@@ -82,6 +82,7 @@ KIND_INFO: Mapping[str, KindInfo] = {
             force_new=_words("modelCenterUuid installPath system condaVersion"),
             read_only=_words("uuid readme size hasNewVersion version cpuArchitectures modelServiceRefs")
             | _words("modelServiceImages createDate lastOpDate"),
+            client_id=True,
         ),
         "ModelService", "/ai/model-services",
         ("name", "description", "yaml", "requestCpu", "requestMemory", "gpuComputeCapability", "startCommand",
@@ -104,6 +105,7 @@ KIND_INFO: Mapping[str, KindInfo] = {
             input_only=_words("zoneUuid cpuNum memorySize environmentVariables startupParameters")
             | {"modelServiceGroupUuids"},
             lifecycle=GROUP_LIFECYCLE,
+            client_id=True,
         ),
         "ModelServiceInstanceGroup", "/ai/model-services/instances/groups",
         ("name", "description", "type", "zoneUuid", "modelUuid", "cpuNum", "memorySize",
