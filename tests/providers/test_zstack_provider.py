@@ -30,6 +30,7 @@ from reconciler.errors import ProviderError, UsageError
 from reconciler.providers.base import UNKNOWN, Live, Provider, RefValue
 from reconciler.providers.zstack import ZStackProvider
 from reconciler.providers.zstack_session import password_digest, zstack_client, zstack_retry_on
+from reconciler.refresh import find_untracked
 
 PASSWORD = "pa55-under-test-9c1d"
 SERVICE = "model_service"
@@ -468,3 +469,21 @@ def test_a_transient_poll_failure_is_retried_and_a_deploy_is_never_resent() -> N
 
     run(provider_for(httpx.MockTransport(handler)), body)
     assert sum(1 for line in sent if line.startswith("PUT") and line.endswith("/actions")) == 1
+
+
+def test_a_lost_create_is_found_by_its_resource_uuid_and_never_by_a_namesake() -> None:
+    """The journaled token is the resourceUuid: recovery reads that uuid, not the name someone else uses."""
+    mine, theirs = "a" * 32, "b" * 32
+
+    async def body(p: ZStackProvider) -> None:
+        other = await p.create(SERVICE, p.desired(SERVICE, service_attrs("chat"), {}), token=theirs)
+        assert other.id == theirs
+        assert await find_untracked(p, SERVICE, "chat", {}, set(), token=mine) is None  # the namesake stays
+        made = await p.create(SERVICE, p.desired(SERVICE, service_attrs("chat"), {}), token=mine)
+        assert made.id == mine
+        found = await find_untracked(p, SERVICE, "chat", {}, set(), token=mine)
+        assert found is not None and found.id == mine
+        group = await p.create(GROUP, p.desired(GROUP, group_attrs(), ref(made)), token="c" * 32)
+        assert group.id == "c" * 32
+
+    run(emulated(), body)
