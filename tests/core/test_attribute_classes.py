@@ -185,3 +185,25 @@ def test_recovery_records_the_journaled_input_only_values() -> None:
     backend = MemoryBackend()
     backend.write(recovered)
     assert not plan_now(provider, backend).has_changes
+
+
+def test_platform_lifecycles_map_their_documented_statuses() -> None:
+    from reconciler.providers import modelstudio, zstack_schema
+
+    group = zstack_schema.KINDS[zstack_schema.GROUP]
+    deployment = modelstudio.KINDS[modelstudio.KIND]
+    assert group.phase("g", Live("g", {}, status="Failed")) is Phase.FAILED  # planned for replacement
+    assert group.phase("g", Live("g", {}, status="Running")) is Phase.READY
+    assert group.phase("g", Live("g", {}, status="Deleting")) is Phase.DELETING
+    assert deployment.phase("d", Live("d", {}, status="STOPPED")) is Phase.STOPPED
+    assert deployment.phase("d", Live("d", {}, status="PENDING")) is Phase.IN_PROGRESS
+    assert zstack_schema.KINDS[zstack_schema.SERVICE].phase("s", Live("s", {})) is Phase.READY  # no status
+    with pytest.raises(ProviderError, match="'RUNNING'"):
+        group.phase("g", Live("g", {}, status="RUNNING"))  # ZStack answers PascalCase
+
+
+def test_model_studio_rpm_limit_documented_as_a_string_is_the_number_sent() -> None:
+    from reconciler.providers.modelstudio import _normalise
+
+    answer = {"deployed_model": "qwen3-8b-1a2b3c4d-chat", "model_name": "qwen3-8b", "rpm_limit": "500"}
+    assert _normalise(answer)["rpm_limit"] == 500
