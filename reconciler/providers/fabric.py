@@ -35,6 +35,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -42,7 +43,7 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.errors import ProviderError, TransportError, UsageError
-from reconciler.providers.base import UNKNOWN, KindSpec, Live, RefValue, Until
+from reconciler.providers.base import UNKNOWN, KindSpec, Lifecycle, Live, Phase, RefValue, Until
 from reconciler.providers.fabric_signing import AkSkAuth
 from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings, tls_context
 from reconciler.providers.polling import poll_until
@@ -52,8 +53,69 @@ PAGE_SIZE = 100
 EMBEDDED_BASE_URL = "http://fabric.embedded"
 MISSING_CODES = frozenset({"dataartsfabric.00010003", "dataartsfabric.00010009"})
 BUSY_CODE = "dataartsfabric.00010020"
-FAILED_STATUSES = frozenset({"CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED", "FAILED"})
-READY_STATUSES = frozenset({"RUNNING"})
+
+
+class EndpointStatus(StrEnum):
+    """Every endpoint status the SDK's ``EndpointStatus`` and the endpoint pages list."""
+
+    CREATING = "CREATING"
+    RUNNING = "RUNNING"
+    CREATE_FAILED = "CREATE_FAILED"
+    UPDATING = "UPDATING"
+    UPDATE_FAILED = "UPDATE_FAILED"
+    DELETING = "DELETING"
+    DELETED = "DELETED"
+    DELETE_FAILED = "DELETE_FAILED"
+    FROZEN = "FROZEN"
+    INACTIVE = "INACTIVE"
+
+
+class ServiceInstanceStatus(StrEnum):
+    """Every service-instance status the ep SDK's ``StatusEnum`` lists."""
+
+    PENDING = "PENDING"
+    CREATING = "CREATING"
+    RUNNING = "RUNNING"
+    UPDATING = "UPDATING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    DELETING = "DELETING"
+    DELETED = "DELETED"
+
+
+_E, _S = EndpointStatus, ServiceInstanceStatus
+ENDPOINT_LIFECYCLE = Lifecycle(
+    PLATFORM,
+    {
+        _E.CREATING: Phase.IN_PROGRESS,
+        _E.RUNNING: Phase.READY,
+        _E.CREATE_FAILED: Phase.FAILED,
+        _E.UPDATING: Phase.IN_PROGRESS,
+        _E.UPDATE_FAILED: Phase.FAILED,
+        _E.DELETING: Phase.DELETING,
+        _E.DELETED: Phase.GONE,
+        _E.DELETE_FAILED: Phase.FAILED,  # a delete that ended badly: reported with the platform's message
+        _E.FROZEN: Phase.STOPPED,
+        _E.INACTIVE: Phase.STOPPED,
+    },
+)
+SERVICE_INSTANCE_LIFECYCLE = Lifecycle(
+    PLATFORM,
+    {
+        _S.PENDING: Phase.IN_PROGRESS,
+        _S.CREATING: Phase.IN_PROGRESS,
+        _S.RUNNING: Phase.READY,
+        _S.UPDATING: Phase.IN_PROGRESS,
+        _S.SUCCEEDED: Phase.STOPPED,  # ran to its end: present, not serving
+        _S.FAILED: Phase.FAILED,
+        _S.STOPPING: Phase.STOPPED,
+        _S.STOPPED: Phase.STOPPED,
+        _S.DELETING: Phase.DELETING,
+        _S.DELETED: Phase.GONE,
+    },
+)
 HEALTH_CHECK_FAILED = "health_check_failed"
 BLOCK_KEYS = HTTP_BLOCK_KEYS | frozenset(
     {"url", "ep_url", "token", "wait_timeout", "poll_interval", "provision_seconds", "ak", "sk", "project_id"}
@@ -91,6 +153,7 @@ _KINDS: Mapping[str, _Kind] = {
     "workspace": _Kind(
         KindSpec(
             "workspace",
+            read_back=_words("name description metastore_id enterprise_project_id"),
             force_new=_words("enterprise_project_id"),
             read_only=_words("id create_time create_domain_name create_user_name access_url"),
         ),
@@ -105,6 +168,11 @@ _KINDS: Mapping[str, _Kind] = {
             read_only=_words("id status visibility create_time update_time owner urls error_code error_msg"),
             scope=(_WS,),
             asynchronous=True,
+            # no endpoint response model (Create/Show/Update, EndpointBriefInfo) carries public_access;
+            # custom_image_id they all carry, so it is read back
+            input_only=_words("public_access"),
+            read_back=_words("name description type reserved_resource custom_image_id"),
+            lifecycle=ENDPOINT_LIFECYCLE,
         ),
         "Endpoint", "endpoints", _SCOPED + "/endpoints", "control", True,
         ("name", "description", "type", "reserved_resource", "public_access", "custom_image_id"), (_WS,),
@@ -113,6 +181,7 @@ _KINDS: Mapping[str, _Kind] = {
     "model": _Kind(
         KindSpec(
             "model",
+            read_back=_words("name description type version"),
             force_new=_words("workspace_id type"),
             read_only=_words("id version_id visibility create_time update_time create_user update_user"),
             scope=(_WS,),
@@ -131,6 +200,10 @@ _KINDS: Mapping[str, _Kind] = {
             | {"error_code", "error_msg"},
             scope=(_WS,),
             asynchronous=True,
+            read_back=_words("name description endpoint_id source config"),
+            lifecycle=SERVICE_INSTANCE_LIFECYCLE,
+            list_omits=frozenset({"config"}),  # ServiceInstanceBriefInfo has no config
+            change_marker="update_time",
         ),
         "ServiceInstance", "service_instances", _SCOPED + "/services/instances", "ep", True,
         ("name", "description", "config"), (_WS, "endpoint_id", "source"),
@@ -492,7 +565,7 @@ class FabricProvider:
             return
         if error.code == BUSY_CODE:  # already being deleted (a retry after a lost answer) is success
             current = await self.read(kind, id, scope)
-            if current is None or current.status in ("DELETING", "DELETED"):
+            if k.spec.phase(id, current).absent:
                 return
         raise error
 
@@ -624,19 +697,26 @@ class FabricProvider:
 
 
 def _settled(kind: str, id: str, live: Live | None, until: Until) -> bool:
-    """True when ``live`` has reached ``until``; raises when it never will."""
-    status = live.status if live is not None else None
+    """True when ``live`` has reached ``until``; raises when it never will (by the kind's lifecycle)."""
+    spec = _kind(kind).spec
     operation = f"Wait{_kind(kind).noun}"
-    if live is not None and status in FAILED_STATUSES:
+    status = live.status if live is not None else None
+    if live is not None and status is None and spec.lifecycle is not None:
+        return until == "ready"  # nothing reported (a create whose read-back failed): trust the create
+    phase = spec.phase(id, live)
+    if live is not None and phase is Phase.FAILED:
         message = str(live.attributes.get("error_msg") or f"{kind} {id} is {status}")
         code = str(live.attributes.get("error_code") or status)
         raise ProviderError(PLATFORM, message, code=code, operation=operation)
     if until == "gone":
-        return live is None or status == "DELETED"
-    if live is None or status in ("DELETING", "DELETED"):
+        return phase is Phase.GONE
+    if phase.absent:
         message = f"{kind} {id} is {status or 'gone'} while waiting for it to become ready"
         raise ProviderError(PLATFORM, message, code="not_found", operation=operation)
-    return status is None or status in READY_STATUSES
+    if phase is Phase.STOPPED:
+        message = f"{kind} {id} is {status}: present but not serving, so it will not become ready"
+        raise ProviderError(PLATFORM, message, code=str(status), operation=operation)
+    return phase is Phase.READY
 
 
 def _stream_error(error: Any) -> tuple[str, str]:

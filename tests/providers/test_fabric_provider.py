@@ -672,3 +672,70 @@ def test_through_a_served_emulator(served: str, tmp_path: Path) -> None:
         assert ready is not None and ready.status == "RUNNING"
 
     run(FabricProvider.from_block(block, state_dir=tmp_path), body)
+
+
+# ---------------------------------------------------------------- declarations for the core
+
+
+def _sdk_statuses(cls: Any) -> set[str]:
+    return {v for k, v in vars(cls).items() if k.isupper() and isinstance(v, str)}
+
+
+def test_status_enums_list_every_status_the_sdks_document() -> None:
+    from huaweicloudsdkdataartsfabric.v1.model.endpoint_status import EndpointStatus as SdkEndpointStatus
+    from huaweicloudsdkdataartsfabricep.v1.model.status_enum import StatusEnum as SdkInstanceStatus
+
+    from reconciler.providers.fabric import (
+        ENDPOINT_LIFECYCLE,
+        SERVICE_INSTANCE_LIFECYCLE,
+        EndpointStatus,
+        ServiceInstanceStatus,
+    )
+
+    assert {s.value for s in EndpointStatus} == _sdk_statuses(SdkEndpointStatus)
+    assert {s.value for s in ServiceInstanceStatus} == _sdk_statuses(SdkInstanceStatus)
+    assert set(ENDPOINT_LIFECYCLE.statuses) == set(EndpointStatus)
+    assert set(SERVICE_INSTANCE_LIFECYCLE.statuses) == set(ServiceInstanceStatus)
+
+
+def test_kind_specs_declare_what_the_platform_returns() -> None:
+    from reconciler.providers.base import Phase
+    from reconciler.providers.fabric import _KINDS
+
+    endpoint = _KINDS["endpoint"].spec
+    assert endpoint.input_only == {"public_access"}  # custom_image_id is in every endpoint answer
+    assert endpoint.lifecycle is not None
+    assert endpoint.phase("e", Live("e", {}, "FROZEN", "x")) is Phase.STOPPED
+    instance = _KINDS["service_instance"].spec
+    assert instance.list_omits == {"config"} and instance.change_marker == "update_time"
+    assert instance.phase("i", Live("i", {}, "DELETED", "x")) is Phase.GONE
+    # UpdateServiceInstance: name, description and max in place; min and the model version replace
+    assert {"source.version_id", "config.model_instance_config.resource.min"} <= instance.force_new
+    assert "config.model_instance_config.resource.max" not in instance.force_new
+    for kind in _KINDS.values():
+        heads = {p.split(".")[0] for p in kind.spec.input_only}
+        for name in (*kind.fields, *kind.literal_refs):
+            places = [name in kind.spec.read_back, name in heads, name in kind.spec.read_only,
+                      name in kind.spec.scope]  # fmt: skip
+            assert places.count(True) == 1, (kind.spec.name, name, places)
+
+
+def test_waits_follow_the_lifecycle() -> None:
+    from reconciler.providers.fabric import _settled
+
+    def live(status: str) -> Live:
+        return Live("e-1", {"error_msg": None}, status, "ep")
+
+    assert _settled("endpoint", "e-1", live("RUNNING"), "ready")
+    assert not _settled("endpoint", "e-1", live("UPDATING"), "ready")
+    assert not _settled("endpoint", "e-1", live("DELETING"), "gone")
+    assert _settled("endpoint", "e-1", live("DELETED"), "gone")
+    assert not _settled("service_instance", "i-1", live("PENDING"), "ready")
+    with pytest.raises(ProviderError) as stopped:
+        _settled("endpoint", "e-1", live("FROZEN"), "ready")
+    assert stopped.value.code == "FROZEN"
+    with pytest.raises(ProviderError) as unknown:
+        _settled("service_instance", "i-1", live("HIBERNATING"), "ready")
+    assert unknown.value.code == "unknown_status"
+    with pytest.raises(ProviderError):
+        _settled("endpoint", "e-1", live("DELETE_FAILED"), "gone")
