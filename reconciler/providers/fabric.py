@@ -15,7 +15,7 @@ Comparable attributes per kind (live objects are normalised to the shape
 
 * ``workspace``: name, description, metastore_id, enterprise_project_id
 * ``endpoint``: workspace_id, name, description, type, reserved_resource,
-  public_access, custom_image_id
+  custom_image_id; ``public_access`` is input only (no answer carries it)
 * ``model``: workspace_id, name, description, type, version{name, description,
   config} (the current version), read-only version_id
 * ``service_instance``: workspace_id, name, description, endpoint_id,

@@ -415,9 +415,15 @@ class Endpoint(Resource):
     custom_image_id: Id | None = None
 
 
+_OptionalShort = Annotated[str | Deferred, _str(_text("0-64 characters", max_len=64, min_len=0))]
+_OptionalText = Annotated[str | Deferred, _str(_text("0-1024 characters", min_len=0))]
+
+
 class LlmModelConfig(Block):
-    base_model_type: Short
-    model_path: Text
+    """The inference walk-through sends ``""`` for both, so empty is allowed."""
+
+    base_model_type: _OptionalShort
+    model_path: _OptionalText
 
 
 class VersionConfig(Block):

@@ -739,3 +739,11 @@ def test_waits_follow_the_lifecycle() -> None:
     assert unknown.value.code == "unknown_status"
     with pytest.raises(ProviderError):
         _settled("endpoint", "e-1", live("DELETE_FAILED"), "gone")
+
+
+def test_stack_model_takes_the_walk_through_version_config() -> None:
+    """The inference walk-through creates its model with ``base_model_type: ""`` and ``model_path: ""``."""
+    from reconciler.stack.models import LlmModelConfig
+
+    config = LlmModelConfig.model_validate({"base_model_type": "", "model_path": ""})
+    assert (config.base_model_type, config.model_path) == ("", "")
