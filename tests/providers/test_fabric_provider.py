@@ -747,3 +747,33 @@ def test_stack_model_takes_the_walk_through_version_config() -> None:
 
     config = LlmModelConfig.model_validate({"base_model_type": "", "model_path": ""})
     assert (config.base_model_type, config.model_path) == ("", "")
+
+
+def test_provider_converges_against_the_platform_as_documented() -> None:
+    """Through the SDK-shaped transport nothing is cut, and every read-back field matches desired."""
+    from tests.documented.fabric import router
+    from tests.documented.shapes import DocumentedTransport
+
+    config = EmulatorConfig(fabric_token=TOKEN, provision_seconds=0, clock=FakeClock())
+    transport = DocumentedTransport(httpx.ASGITransport(app=build_app(config)), router)
+
+    async def body(p: FabricProvider) -> None:
+        stack = await serving_stack(p)
+        scope = {"workspace_id": stack["ws"].id}
+        ws_ref = {"workspace": ref(stack["ws"])}
+        desired_ep = p.desired("endpoint", {**endpoint_attrs("pub"), "public_access": True}, ws_ref)
+        ep = await p.create("endpoint", desired_ep)
+        ep = await p.wait("endpoint", ep.id, scope, "ready", 60) or ep
+        spec = p.kinds["endpoint"]
+        compared = {k: v for k, v in desired_ep.items() if k in spec.read_back}
+        assert project(ep.attributes, compared) == compared
+        refs = {**ws_ref, "endpoint": ref(stack["ep"]), "model": ref(stack["model"])}
+        desired = p.desired("service_instance", instance_attrs(), refs)
+        created = await p.create("service_instance", desired)
+        ready = await p.wait("service_instance", created.id, scope, "ready", 60)
+        assert ready is not None and on_desired_keys(desired, ready) == desired
+        listed = await p.list("service_instance", scope)
+        assert [item.id for item in listed] == [ready.id]
+
+    run(provider_for(transport), body)
+    assert transport.pruned == []
