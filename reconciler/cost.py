@@ -9,16 +9,20 @@ one in order: models by ``model_name``, specs by name, prices by region.
 
 How a deployment's hourly price is found (USD):
 
-* plan ``mu``: the spec's price per instance x instances, an instance being
-  the spec's ``base_capacity`` capacity units (``capacity / base_capacity``
-  instances); with ``billing_method: PRE_PAY`` the spec's monthly
-  (subscription) price / 730 instead;
-* plan ``ptu``: ``input_tpm / 10,000`` x the input price + ``(output_tpm +
-  thinking_output_tpm) / 1,000`` x the output price (missing amounts take the
-  catalogue's ``ptu_defaults``);
+* plan ``mu``: the page's formula, hours x model units x the hourly price per
+  unit, the per-unit price being the listed bundle price / ``k`` for a row
+  ``MUn x k`` (``k`` is the spec's ``base_capacity``): capacity ``c`` costs
+  ``c / k`` x the bundle's hourly price per hour (Beijing qwen3-8b MU1 x 2 at
+  $14.852/h: capacity 2 is $14.852/h, capacity 4 is $29.704/h); with
+  ``billing_method: PRE_PAY`` the bundle's monthly (subscription) price x
+  ``c / k`` / 730 instead;
+* plan ``ptu``: ``input_tpm / 10,000`` x the input price + ``output_tpm /
+  1,000`` x the output price + ``thinking_output_tpm / 1,000`` x the thinking
+  output price (the output price where the page gives none); missing amounts
+  take the catalogue's ``ptu_defaults``;
 * plans ``cu`` and ``lora``: no published prices (unknown).
 
-Monthly = hourly x 730 (:data:`~reconciler.assessment.HOURS_PER_MONTH`). The
+Monthly = hourly x 730 hours (:data:`~reconciler.assessment.HOURS_PER_MONTH`). The
 region is ``providers.modelstudio.region``, else the url's host
 (``dashscope.aliyuncs.com`` is ``cn-beijing``, ``dashscope-intl.aliyuncs.com``
 is ``ap-southeast-1``), else unknown. DataArts Fabric and ZStack publish no
@@ -202,6 +206,7 @@ def modelstudio_hourly(
         price = model.ptu_price
         pin = price.input_per_10k_tpm_hour.get(region) if price else None
         pout = price.output_per_1k_tpm_hour.get(region) if price else None
+        pthink = price.thinking_output_per_1k_tpm_hour.get(region) if price else None
         if pin is None or pout is None:
             return None, f"no published provisioned-throughput price for {model_name} in {region}"
         given = attrs.get("ptu_capacity") if isinstance(attrs.get("ptu_capacity"), Mapping) else {}
@@ -211,11 +216,19 @@ def modelstudio_hourly(
             return None, "ptu_capacity known only after apply"
         tin, tout = amounts.get("input_tpm") or 0, amounts.get("output_tpm") or 0
         thinking = amounts.get("thinking_output_tpm") or 0
-        hourly = tin / 10_000 * pin + (tout + thinking) / 1_000 * pout
-        detail = (
-            f"{model_name} PTU {tin:,} input + {tout + thinking:,} output TPM in {region} "
-            f"at {_money(pin)}/10K input and {_money(pout)}/1K output TPM per hour"
-        )
+        pthink = pout if pthink is None else pthink
+        hourly = tin / 10_000 * pin + tout / 1_000 * pout + thinking / 1_000 * pthink
+        if pthink == pout:
+            detail = (
+                f"{model_name} PTU {tin:,} input + {tout + thinking:,} output TPM in {region} "
+                f"at {_money(pin)}/10K input and {_money(pout)}/1K output TPM per hour"
+            )
+        else:
+            detail = (
+                f"{model_name} PTU {tin:,} input + {tout:,} output + {thinking:,} thinking output TPM "
+                f"in {region} at {_money(pin)}/10K input, {_money(pout)}/1K output and "
+                f"{_money(pthink)}/1K thinking output TPM per hour"
+            )
         return hourly, detail
     return None, f"plan {plan}: no published prices"
 
@@ -229,17 +242,18 @@ def _mu_hourly(
     spec = specs.get(spec_name)
     if spec is None:
         return None, f"{model_name} has no spec {spec_name} in the pricing catalogue"
-    instances = capacity / spec.base_capacity
-    shown = f"{model_name} {spec_name} x {instances:g} in {region}"
+    bundles = capacity / spec.base_capacity  # the page prices bundles of base_capacity units
+    shown = f"{model_name} {spec_name} capacity {capacity} in {region}: {bundles:g} x"
+    bundle = f"({spec_name} x {spec.base_capacity})"
     if attrs.get("billing_method") == "PRE_PAY":
         monthly = spec.monthly_price.get(region)
         if monthly is None:
             return None, f"no published subscription price for {model_name} {spec_name} in {region}"
-        return monthly * instances / HOURS_PER_MONTH, f"{shown} at {_money(monthly)}/month per instance"
+        return monthly * bundles / HOURS_PER_MONTH, f"{shown} {_money(monthly)}/month {bundle}"
     hourly = spec.hourly_price.get(region)
     if hourly is None:
         return None, f"no published price for {model_name} {spec_name} in {region}"
-    return hourly * instances, f"{shown} at {_money(hourly)}/h per instance"
+    return hourly * bundles, f"{shown} {_money(hourly)}/h {bundle}"
 
 
 def _hourly(

@@ -5,16 +5,20 @@ assumptions are listed inside it); this module reads it once into frozen
 values. The emulator validates create and scale calls against it and answers
 ``GET /deployments/models`` from it; a cost estimate can read the prices.
 
-Prices are USD. A spec's ``hourly_price`` is per instance of ``base_capacity``
-capacity units; PTU prices are per 10K input TPM per hour and per 1K output
-TPM per hour. ``None`` means "not published in the sources", never zero.
+Prices are USD, as the platform's "Create deployment" page prints them. A
+spec's ``hourly_price`` and ``monthly_price`` are for one bundle of
+``base_capacity`` capacity units (the page's row ``MUn x k``); PTU prices are
+per 10K input TPM and per 1K output TPM, per hour (pay-as-you-go) and per day
+(subscription), with a separate thinking-output price where the page gives
+one; token prices are per 1K tokens. ``None`` means "not published in the
+sources", never zero.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
@@ -34,12 +38,28 @@ class Spec:
     base_capacity: int
     hourly_price: Prices
     monthly_price: Prices
+    # region -> the page's note on the row ("MU8 x 1 (model compression)")
+    variant: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
 class PtuPrice:
     input_per_10k_tpm_hour: Prices
     output_per_1k_tpm_hour: Prices
+    # thinking-mode output where the page gives one; None (or empty): priced as output
+    thinking_output_per_1k_tpm_hour: Prices = field(default_factory=lambda: MappingProxyType({}))
+    input_per_10k_tpm_day: Prices = field(default_factory=lambda: MappingProxyType({}))
+    output_per_1k_tpm_day: Prices = field(default_factory=lambda: MappingProxyType({}))
+    thinking_output_per_1k_tpm_day: Prices = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class TokenPrice:
+    """Billing by token usage (LoRA shared deployment), per 1K tokens."""
+
+    input_per_1k_tokens: Prices
+    output_per_1k_tokens: Prices
+    thinking_output_per_1k_tokens: Prices
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,7 @@ class DeployableModel:
     thinking: bool
     specs: Mapping[str, Spec]
     ptu_price: PtuPrice | None
+    token_price: TokenPrice | None = None
 
     def view(self, *, detailed: bool) -> dict[str, Any]:
         """As ``GET /deployments/models`` lists it; ``detailed`` (``version=v1.0``) adds plans."""
@@ -143,6 +164,12 @@ def _model(raw: Mapping[str, Any], regions: tuple[str, ...]) -> DeployableModel:
             base_capacity=_int(body.get("base_capacity"), f"{name}.{spec}.base_capacity", 1),
             hourly_price=_prices(body.get("hourly_price"), regions, f"{name}.{spec}.hourly_price"),
             monthly_price=_prices(body.get("monthly_price", {}), regions, f"{name}.{spec}.monthly_price"),
+            variant=MappingProxyType(
+                {
+                    str(k): str(v)
+                    for k, v in _mapping(body.get("variant", {}), f"{name}.{spec}.variant").items()
+                }
+            ),
         )
         for spec, body in (
             (s, _mapping(b, f"{name}.{s}")) for s, b in _mapping(raw.get("specs"), name).items()
@@ -157,6 +184,24 @@ def _model(raw: Mapping[str, Any], regions: tuple[str, ...]) -> DeployableModel:
         ptu = PtuPrice(
             _prices(body.get("input_per_10k_tpm_hour"), regions, f"{name}.ptu_price.input"),
             _prices(body.get("output_per_1k_tpm_hour"), regions, f"{name}.ptu_price.output"),
+            *(
+                _prices(body.get(key, {}), regions, f"{name}.ptu_price.{key}")
+                for key in (
+                    "thinking_output_per_1k_tpm_hour",
+                    "input_per_10k_tpm_day",
+                    "output_per_1k_tpm_day",
+                    "thinking_output_per_1k_tpm_day",
+                )
+            ),
+        )
+    token = None
+    if raw.get("token_price") is not None:
+        body = _mapping(raw["token_price"], f"{name}.token_price")
+        token = TokenPrice(
+            *(
+                _prices(body.get(key, {}), regions, f"{name}.token_price.{key}")
+                for key in ("input_per_1k_tokens", "output_per_1k_tokens", "thinking_output_per_1k_tokens")
+            )
         )
     context = raw.get("max_context_length")
     return DeployableModel(
@@ -170,6 +215,7 @@ def _model(raw: Mapping[str, Any], regions: tuple[str, ...]) -> DeployableModel:
         thinking=bool(raw.get("thinking", False)),
         specs=MappingProxyType(specs),
         ptu_price=ptu,
+        token_price=token,
     )
 
 

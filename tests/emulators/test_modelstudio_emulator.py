@@ -183,7 +183,7 @@ def test_create_answers_a_pending_deployment_in_the_documented_shape(client: Tes
         "status": "PENDING",
         "model_name": "qwen3-8b",
         "base_model": "qwen3-8b",
-        "base_capacity": 4,
+        "base_capacity": 2,  # the page: Beijing qwen3-8b MU1 x 2
         "capacity": 4,
         "ready_capacity": 0,
         "workspace_id": DEFAULT_WORKSPACE,
@@ -239,7 +239,7 @@ def test_name_is_optional_and_defaults_to_the_deployed_model(client: TestClient)
             {"deploy_spec": "MU9"},
             400,
             "InvalidParameter",
-            "Invalid deploy_spec (MU9), model qwen3-8b supports: MU5, MU1",
+            "Invalid deploy_spec (MU9), model qwen3-8b supports: MU1, MU2, MU5",
         ),
         ({"billing_method": None}, 400, "InvalidParameter", "billing_method must be POST_PAY"),
         ({"billing_method": "PRE_PAY"}, 400, "InvalidParameter", "billing_method must be POST_PAY"),
@@ -267,7 +267,7 @@ def test_create_validation(
     assert output(client.get(BASE))["total"] == 0  # a refused create leaves nothing behind
 
 
-@pytest.mark.parametrize(("value", "base"), [(6, 4), (1000, 4), (-4, 4), ("4", 4), (True, 4), (4.0, 4)])
+@pytest.mark.parametrize(("value", "base"), [(5, 2), (1000, 2), (-4, 2), ("4", 2), (True, 2), (4.0, 2)])
 def test_capacity_answers_the_documented_message(client: TestClient, value: Any, base: int) -> None:
     message = assert_error(client.post(BASE, json={**MU1, "capacity": value}), 400, "InvalidParameter")
     assert message == (
@@ -494,8 +494,9 @@ def test_deployable_models_list_the_catalogue(client: TestClient) -> None:
     detailed = output(client.get(f"{BASE}/models", params={"version": "v1.0"}))["models"][0]
     templates = detailed["plans"][0]["templates"]
     assert {t["template_id"]: t["roles"]["unified"]["capacity_unit_per_instance"] for t in templates} == {
+        "MU1": 2,
+        "MU2": 2,
         "MU5": 1,
-        "MU1": 4,
     }
     custom = output(client.get(f"{BASE}/models", params={"model_source": "custom"}))
     assert [m["model_name"] for m in custom["models"]] == ["qwen-plus-ft-20230703-cx7f"]
@@ -541,8 +542,10 @@ def test_the_catalogue_carries_the_seed_prices() -> None:
     catalogue = load_catalogue()
     qwen = catalogue.models["qwen3-8b"]
     assert qwen.specs["MU5"].hourly_price["cn-beijing"] == 2.888
-    assert qwen.specs["MU1"].hourly_price["cn-beijing"] == 7.426  # $14.852/h for MU1 x 2
-    assert catalogue.models["qwen3-32b"].specs["MU1"].hourly_price["ap-southeast-1"] == 11.0  # $44/h for x 4
+    assert (qwen.specs["MU1"].base_capacity, qwen.specs["MU1"].hourly_price["cn-beijing"]) == (2, 14.852)
+    assert (qwen.specs["MU2"].base_capacity, qwen.specs["MU2"].hourly_price["cn-beijing"]) == (2, 17.328)
+    qwen32 = catalogue.models["qwen3-32b"].specs["MU1"]
+    assert (qwen32.base_capacity, qwen32.hourly_price["ap-southeast-1"]) == (4, 44.0)  # the bundle MU1 x 4
     flash = catalogue.models["qwen-flash-2025-07-28"].ptu_price
     assert flash is not None and flash.input_per_10k_tpm_hour["cn-beijing"] == 0.06
     plus = catalogue.models["qwen3.6-plus-2026-04-02"].ptu_price

@@ -1,6 +1,7 @@
 """Cost estimates checked against the seed's published Model Studio prices (API.md section 2).
 
-Seed figures: China (Beijing) qwen3-8b MU5 x 1 at $2.888/h and MU1 x 2 at
+Seed figures (the platform's "Create deployment" page; rows "MUn x k" price a
+bundle of k units): China (Beijing) qwen3-8b MU5 x 1 at $2.888/h and MU1 x 2 at
 $14.852/h; Singapore qwen3-32b MU1 x 4 at $44/h; provisioned throughput per
 10K input / 1K output TPM per hour: Beijing qwen-flash-2025-07-28 $0.06 /
 $0.06, Singapore qwen3.6-plus-2026-04-02 $1.2 / $0.72. Monthly = hourly x 730.
@@ -32,8 +33,8 @@ def hourly(region: str, **attrs: Any) -> float | None:
     ("region", "attrs", "expected"),
     [
         ("cn-beijing", {"model_name": "qwen3-8b", "deploy_spec": "MU5", "capacity": 1}, 2.888),
-        ("cn-beijing", {"model_name": "qwen3-8b", "deploy_spec": "MU1", "capacity": 8}, 14.852),
-        ("ap-southeast-1", {"model_name": "qwen3-32b", "deploy_spec": "MU1", "capacity": 16}, 44.0),
+        ("cn-beijing", {"model_name": "qwen3-8b", "deploy_spec": "MU1", "capacity": 2}, 14.852),
+        ("ap-southeast-1", {"model_name": "qwen3-32b", "deploy_spec": "MU1", "capacity": 4}, 44.0),
     ],
     ids=["qwen3-8b MU5 x 1 Beijing", "qwen3-8b MU1 x 2 Beijing", "qwen3-32b MU1 x 4 Singapore"],
 )
@@ -46,7 +47,7 @@ def test_the_seed_deployment_costs_2888_an_hour_and_730_hours_a_month() -> None:
         {"model_name": "qwen3-8b", "plan": "mu", "deploy_spec": "MU5", "capacity": 1}, CATALOGUE, "cn-beijing"
     )
     assert found == pytest.approx(2.888)
-    assert detail == "qwen3-8b MU5 x 1 in cn-beijing at $2.888/h per instance"
+    assert detail == "qwen3-8b MU5 capacity 1 in cn-beijing: 1 x $2.888/h (MU5 x 1)"
     line = CostLine("deployments.q", "modelstudio", "deployment", 0.0, found)
     assert line.monthly_after == pytest.approx(2108.24)
 
@@ -186,8 +187,8 @@ def test_plan_shows_the_seed_deployment_at_2888_an_hour(tmp_path: Path) -> None:
     code, text, _ = run(tmp_path, "plan", "seed.yaml")
     assert "Monthly cost estimate (USD; monthly = hourly price x 730 hours):" in text
     assert (
-        "deployments.qwen  $0.00 -> $2,108.24 (+$2,108.24)  qwen3-8b MU5 x 1 in cn-beijing at $2.888/h"
-        in text
+        "deployments.qwen  $0.00 -> $2,108.24 (+$2,108.24)  "
+        "qwen3-8b MU5 capacity 1 in cn-beijing: 1 x $2.888/h (MU5 x 1)" in text
     )
     assert "Unknown, not in the totals (DataArts Fabric publishes no prices): workspaces.main" in text
 

@@ -63,7 +63,7 @@ policy:
     no-surprise-replacements:
       require_approval: {approvers: [alice, bob], actions: [replace]}
       override: true
-    budget: {max_monthly_cost: 20000, addresses: ["deployments.*"]}
+    budget: {max_monthly_cost: 100000, addresses: ["deployments.*"]}
     increase: {max_monthly_increase: 5000, override: true}
     platforms: {allowed_platforms: [fabric, modelstudio, zstack]}
 """

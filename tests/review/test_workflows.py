@@ -160,7 +160,8 @@ def test_pull_request_workflow_plans_comments_and_applies_the_saved_plan(repo: R
     updated = repo.run(wf, "plan", "Comment the plan", **pr)
     assert updated.code == 0 and updated.out.startswith("updated comment 1000")
     (only,) = repo.github["comments"]
-    assert "capacity = 8" in only["body"] and "$10,929.56" in only["body"]
+    # qwen3-8b MU1 x 2 at $14.852/h with capacity 8 is 4 bundles: $43,367.84 a month, + $87.60 of PTU
+    assert "capacity = 8" in only["body"] and "$43,455.44" in only["body"]
     repo.upload(102, "sha2")
 
     # merged: fetch the plan of the last commit; policy needs an approval and the budget is exceeded
