@@ -334,6 +334,9 @@ class Applier:
             ready = await self._wait(
                 provider, c.kind, live.id, provider.scope_of(c.kind, live.attributes), "ready", timeout
             )
+            if ready is not None and spec.list_omits:  # watched through brief list items: read the detail
+                scope = provider.scope_of(c.kind, ready.attributes)
+                ready = await provider.read(c.kind, ready.id, scope) or ready
             if ready is not None:
                 await self._record(c, ready, provider, sent=desired)
                 await self._health_gate(c, provider, ready)

@@ -202,7 +202,7 @@ _KINDS: Mapping[str, _Kind] = {
             asynchronous=True,
             read_back=_words("name description endpoint_id source config"),
             lifecycle=SERVICE_INSTANCE_LIFECYCLE,
-            list_omits=frozenset({"config"}),  # ServiceInstanceBriefInfo has no config
+            list_omits=frozenset({"config", "url"}),  # ServiceInstanceBriefInfo has no config
             change_marker="update_time",
         ),
         "ServiceInstance", "service_instances", _SCOPED + "/services/instances", "ep", True,

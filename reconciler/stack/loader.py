@@ -276,6 +276,8 @@ class _Loader:
             endpoint = valid.get(f"endpoints.{getattr(resource, 'endpoint', '')}")
             if not isinstance(resource, models.FabricDeployment) or not isinstance(endpoint, models.Endpoint):
                 continue
+            if resource.config is None:
+                continue  # no resource demand stated: nothing to hold against the endpoint's reserve
             key, name = address.split(".", 1)[1], resource.endpoint
             at: Loc = ("deployments", key, "config", "model_instance_config", "resource")
             wanted = resource.config.model_instance_config.resource

@@ -493,7 +493,8 @@ class FabricDeployment(Resource):
     model: Ref
     name: Name
     description: Description | None = None
-    config: InstanceConfig
+    # optional on the DeployServiceInstance page, and left out by the walk-through (seed 001)
+    config: InstanceConfig | None = None
     health_check: HealthCheckBlock | None = None
 
 
