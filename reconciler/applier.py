@@ -37,7 +37,7 @@ from typing import Any
 from reconciler import crashpoints, timings
 from reconciler.errors import ApplyError, ProviderError, ReconcilerError
 from reconciler.plan import Action, Change, Plan
-from reconciler.providers.base import UNKNOWN, Live, Provider, RefValue, Until
+from reconciler.providers.base import UNKNOWN, Live, Phase, Provider, RefValue, Until
 from reconciler.refresh import find_untracked
 from reconciler.stack.expressions import resolve
 from reconciler.stack.spec import Stack
@@ -344,8 +344,21 @@ class Applier:
     async def _wait(
         self, provider: Provider, kind: str, id: str, scope: Mapping[str, str], until: Until, timeout: float
     ) -> Live | None:
-        """Wait on the apply's shared watcher (the step has left its turn already)."""
-        return await self.watcher.wait(provider, kind, id, scope, until, timeout)
+        """Wait on the apply's shared watcher (the step has left its turn already).
+
+        The watcher reads list pages; where their items are brief infos, a failure
+        is read again in detail, which carries the platform's own error code and message.
+        """
+        try:
+            return await self.watcher.wait(provider, kind, id, scope, until, timeout)
+        except ProviderError:
+            if not provider.kinds[kind].list_omits:
+                raise
+            detail = await provider.read(kind, id, scope)
+            if detail is None or provider.kinds[kind].phase(id, detail) is not Phase.FAILED:
+                raise
+            provider.settled(kind, id, detail, until)  # raises the detailed error
+            raise
 
     async def _health_gate(self, c: Change, provider: Provider, live: Live) -> None:
         """A stack's health gate: one invocation must answer in time, else the step fails."""

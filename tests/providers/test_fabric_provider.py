@@ -707,7 +707,7 @@ def test_kind_specs_declare_what_the_platform_returns() -> None:
     assert endpoint.lifecycle is not None
     assert endpoint.phase("e", Live("e", {}, "FROZEN", "x")) is Phase.STOPPED
     instance = _KINDS["service_instance"].spec
-    assert instance.list_omits == {"config"} and instance.change_marker == "update_time"
+    assert instance.list_omits == {"config", "url"} and instance.change_marker == "update_time"
     assert instance.phase("i", Live("i", {}, "DELETED", "x")) is Phase.GONE
     # UpdateServiceInstance: name, description and max in place; min and the model version replace
     assert {"source.version_id", "config.model_instance_config.resource.min"} <= instance.force_new
