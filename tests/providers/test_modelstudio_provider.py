@@ -205,15 +205,15 @@ def test_platform_errors_carry_code_message_and_status() -> None:
         assert (conflict.value.status, conflict.value.code) == (409, "Conflict")
         assert "please specify a suffix" in conflict.value.platform_message
         with pytest.raises(ProviderError) as invalid:
-            await world.provider.create(KIND, {**MU, "capacity": 6, "suffix": "b"})
+            await world.provider.create(KIND, {**MU, "capacity": 5, "suffix": "b"})
         assert (invalid.value.status, invalid.value.code, invalid.value.retryable) == (
             400,
             "InvalidParameter",
             False,
         )
         assert invalid.value.platform_message == (
-            "Invalid capacity (6), capacity must be larger than or equal to 0 "
-            "and multiples of 4 and less than 1000!"
+            "Invalid capacity (5), capacity must be larger than or equal to 0 "
+            "and multiples of 2 and less than 1000!"
         )
         with pytest.raises(ProviderError) as missing:
             await world.provider.create(KIND, {**MU, "model_name": "qwen-none"})
