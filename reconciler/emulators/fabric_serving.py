@@ -53,22 +53,7 @@ def instance_view(
 
     def view(instance: JsonObject) -> JsonObject:
         path = f"/v1/workspaces/{instance['_workspace_id']}/services/instances/{instance['id']}/invocations"
-        if brief:
-            return {
-                "visibility": instance["visibility"],
-                "source": dict(instance["source"]),
-                "id": instance["id"],
-                "name": instance["name"],
-                "description": instance["description"],
-                "endpoint_id": instance["endpoint_id"],
-                "status": instance["status"],
-                "create_time": instance["create_time"],
-                "update_time": instance["update_time"],
-                "duration": _running_for(instance, now),
-                "create_user": dict(instance["create_user"]),
-                "type": instance["type"],
-            }
-        return {
+        info: JsonObject = {  # ServiceInstanceBriefInfo
             "visibility": instance["visibility"],
             "source": dict(instance["source"]),
             "id": instance["id"],
@@ -81,6 +66,11 @@ def instance_view(
             "duration": _running_for(instance, now),
             "create_user": dict(instance["create_user"]),
             "type": instance["type"],
+        }
+        if brief:
+            return info
+        return {  # ShowServiceInstanceDetailResponse: the brief info and the detail's own fields
+            **info,
             "update_user": dict(instance["update_user"]),
             "url": {"name": "invocation", "address": f"{call.base_url}{path}", "type": "PUBLIC"},
             "config": instance["config"],
