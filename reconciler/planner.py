@@ -151,14 +151,15 @@ def _desired_change(
         create_before_destroy=res.lifecycle.create_before_destroy,
     )
     if recorded is None:
-        return base
+        return _with_create_defaults(base, spec, f"{stack.name}/{res.address}")
     base = replace(base, id=recorded.id, scope=dict(recorded.scope))
     if recorded.platform != res.platform or recorded.kind != res.kind:
         reason = f"platform/kind changed from {recorded.platform}/{recorded.kind}"
         return replace(base, action=Action.REPLACE, before=recorded.attributes, reason=reason)
     phase = spec.phase(recorded.id, live)
     if phase.absent:
-        return replace(base, reason="deleted out of band; will be created again")
+        created = _with_create_defaults(base, spec, f"{stack.name}/{res.address}")
+        return replace(created, reason="deleted out of band; will be created again")
     if phase is Phase.FAILED:
         reason = f"live status is {live.status if live else None}; will be replaced"
         return replace(base, action=Action.REPLACE, before=live.attributes if live else None, reason=reason)
@@ -172,6 +173,22 @@ def _desired_change(
         Action.REPLACE if (not spec.updatable or any(d.forces_replacement for d in diff)) else Action.UPDATE
     )
     return replace(base, action=action, before=live.attributes, diff=diff)
+
+
+def _with_create_defaults(change: Change, spec: KindSpec, seed: str) -> Change:
+    """A create with the kind's identity defaults filled in where the stack left them out.
+
+    Only creates get them: an object already made keeps what it was made with,
+    so a default introduced later never shows as a change.
+    """
+    if spec.create_defaults is None:
+        return change
+    after = dict(change.after or {})
+    defaults = {k: v for k, v in spec.create_defaults(seed).items() if after.get(k) is None}
+    if not defaults:
+        return change
+    after.update(defaults)
+    return replace(change, after=after, name=spec.identity_of(after))
 
 
 def diff_outputs(outputs: Mapping[str, Any], state: StateDoc | None) -> tuple[AttrChange, ...]:

@@ -30,7 +30,7 @@ status strings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -138,6 +138,11 @@ class KindSpec:
     the detail is read. So a no-op refresh costs list pages, not objects.
     ``client_id``: ``create`` makes the object with the journaled client token
     as its id (ZStack ``resourceUuid``): recovery finds it by that id only.
+    ``create_defaults``: given a stable seed (the stack's name and the
+    resource's address), the identity attributes to fill in when the stack
+    leaves them out and the object is about to be created (a Model Studio
+    ``suffix``), so a lost create is found again by what this stack chose and
+    never by a namesake of someone else's.
     ``secrets``: dotted paths whose values are never written or shown.
     ``scope``: attribute names that address the object besides its id
     (e.g. ``("workspace_id",)``); recorded in state, passed to every call.
@@ -164,6 +169,7 @@ class KindSpec:
     list_omits: frozenset[str] = frozenset()
     change_marker: str | None = None
     client_id: bool = False
+    create_defaults: Callable[[str], Mapping[str, Any]] | None = None
 
     def phase(self, id: str, live: Live | None) -> Phase:
         """The phase of ``live`` (None: absent); ProviderError for a status never documented."""

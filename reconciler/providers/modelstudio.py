@@ -14,7 +14,16 @@ are diffed): model_name, name, plan, capacity, deploy_spec (the platform's
 tpm_limit, ptu_capacity{input_tpm, output_tpm, thinking_output_tpm}, suffix
 (read back from ``deployed_model``: ``<model>-<8 hex>-<suffix>``); read-only
 deployed_model (the id), status, ready_capacity, and message when the
-platform gives one.
+platform gives one. ``name`` is input only: seed 002 lists it among the
+request parameters and never returns it, so it is compared with the value
+last applied.
+
+Identity: a deployment is found again (a lost create, crash recovery) by
+``model_name`` and ``suffix`` (``Live.name`` is ``model_name/suffix``): the
+platform refuses a second deployment of a model with a suffix in use, so the
+pair names one object. A stack that sets no suffix gets a stable one on
+create, ``rc`` + 6 hex digits of the stack name and address
+(:func:`default_suffix`); a deployment made earlier without one keeps none.
 
 In place: ``capacity`` and ``ptu_capacity`` through ``/scale``, ``rpm_limit`` and
 ``tpm_limit`` through ``/update`` (plan ``mu``). When both are needed the
@@ -33,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import hashlib
 import os
 import re
 import time
@@ -61,8 +71,6 @@ FIELDS = (
 )  # fmt: skip
 PTU_KEYS = ("input_tpm", "output_tpm", "thinking_output_tpm")
 LIMITS = ("rpm_limit", "tpm_limit")
-READY_STATUSES = frozenset({"RUNNING", "STOPPED"})
-FAILED_STATUSES = frozenset({"FAILED"})
 MISSING_CODES = frozenset({"NotFound", "Model.NotExist"})
 BILLING_METHODS = {"post_paid": "POST_PAY", "pre_paid": "PRE_PAY"}
 
@@ -108,6 +116,9 @@ KINDS: Mapping[str, KindSpec] = {
         input_only=frozenset({"name"}),
         read_back=frozenset(FIELDS) - {"name"},
         lifecycle=LIFECYCLE,
+        # seed 002 returns no name: a deployment is known by its model and its suffix
+        identity=("model_name", "suffix"),
+        create_defaults=lambda seed: {"suffix": default_suffix(seed)},
     )
 }
 _SUFFIX = re.compile(r"[0-9a-f]{8}(?:-(.+))?")
@@ -141,6 +152,20 @@ def _desired(kind: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
             "modelstudio deployment: billing_method can be chosen for plan mu only; others are POST_PAY"
         )
     return out
+
+
+def default_suffix(seed: str) -> str:
+    """The suffix a deployment gets when the stack sets none: ``rc`` and 6 hex digits of ``seed``.
+
+    Seed 002 allows 8 characters; the leading ``rc`` keeps it apart from the
+    8 hex digits the platform puts before it in ``deployed_model``.
+    """
+    return "rc" + hashlib.sha256(seed.encode()).hexdigest()[:6]
+
+
+def identity(model_name: str, suffix: str | None) -> str | None:
+    """``model_name/suffix``: how :attr:`KindSpec.identity` names a deployment (None without a suffix)."""
+    return f"{model_name}/{suffix}" if suffix else None
 
 
 def suffix_of(deployed_model: str, model_name: str) -> str | None:
@@ -182,12 +207,12 @@ def _normalise(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _live(obj: Mapping[str, Any]) -> Live:
-    status, name = obj.get("status"), obj.get("name")
+    status, attributes = obj.get("status"), _normalise(obj)
     return Live(
         id=str(obj["deployed_model"]),
-        attributes=_normalise(obj),
+        attributes=attributes,
         status=status if isinstance(status, str) else None,
-        name=name if isinstance(name, str) else None,
+        name=identity(str(attributes.get("model_name", "")), attributes.get("suffix")),
     )
 
 
@@ -344,26 +369,17 @@ class ModelStudioProvider:
     async def find(
         self, kind: str, name: str, scope: Mapping[str, str], *, token: str | None = None
     ) -> Live | None:
-        """The deployment called ``name``; DELETING ones only when nothing else matches.
+        """The deployment whose identity (``model_name/suffix``) is ``name``.
 
-        A platform that does not report ``name`` is matched on ``deployed_model``
-        instead; its rule that the same model needs a new suffix keeps a lost
-        create from being made twice. Several matches raise ``ambiguous_name``.
+        Seed 002 returns no ``name``, and the platform refuses a second
+        deployment of a model with the same suffix, so the pair finds the one
+        object this stack made; a DELETING one only when nothing else matches.
         """
         _check_kind(kind)
-        objects = await self._list_raw()
-        key = "name" if any("name" in obj for obj in objects) else "deployed_model"
-        named = [obj for obj in objects if obj.get(key) == name]
-        candidates = [obj for obj in named if obj.get("status") != "DELETING"] or named[:1]
-        if len(candidates) > 1:
-            ids = ", ".join(str(obj["deployed_model"]) for obj in candidates)
-            raise ProviderError(
-                PLATFORM,
-                f"{len(candidates)} deployments are called {name!r} ({ids}); delete or rename the extra ones",
-                code="ambiguous_name",
-                operation="ListDeployments",
-            )
-        return _live(candidates[0]) if candidates else None
+        found = [live for live in await self.list(kind, scope) if live.name == name]
+        alive = [live for live in found if not LIFECYCLE.phase(kind, live.id, live.status).absent]
+        chosen = alive or found
+        return chosen[0] if chosen else None
 
     # -- writes -------------------------------------------------------------------------
 
@@ -485,16 +501,17 @@ def _path(id: str) -> str:
 
 def _settled(id: str, live: Live | None, until: Until) -> bool:
     """True when ``live`` has reached ``until``; raises when it never will."""
+    phase = KINDS[KIND].phase(id, live)
     status = live.status if live is not None else None
-    if live is not None and status in FAILED_STATUSES:
-        message = str(live.attributes.get("message") or f"deployment {id} is {status}")
+    if phase is Phase.FAILED:
+        message = str((live.attributes if live else {}).get("message") or f"deployment {id} is {status}")
         raise ProviderError(PLATFORM, message, code=str(status), operation="WaitDeployment")
     if until == "gone":
-        return live is None
-    if live is None or status == "DELETING":
+        return phase is Phase.GONE
+    if phase.absent:
         message = f"deployment {id} is {status or 'gone'} while waiting for it to become ready"
         raise ProviderError(PLATFORM, message, code="not_found", operation="WaitDeployment")
-    return status is None or status in READY_STATUSES
+    return status is None or phase in (Phase.READY, Phase.STOPPED)
 
 
 def _is_missing(exc: ProviderError) -> bool:

@@ -205,7 +205,7 @@ def test_the_provider_reaches_a_served_emulator(base_url: str, tmp_path: Path) -
             created = await provider.create(KIND, {**desired, "capacity": 4, "suffix": "tcp1"})
             ready = await provider.wait(KIND, created.id, {}, "ready", 10)
             assert ready is not None and ready.attributes["capacity"] == 4
-            found = await provider.find(KIND, "served", {})
+            found = await provider.find(KIND, "qwen3-32b/tcp1", {})
             assert found is not None and found.id == created.id
             await provider.delete(KIND, created.id, {})
             assert await provider.wait(KIND, created.id, {}, "gone", 10) is None

@@ -24,6 +24,7 @@ from reconciler.providers.modelstudio import (
     KIND,
     KINDS,
     ModelStudioProvider,
+    default_suffix,
     modelstudio_error,
     suffix_of,
 )
@@ -156,9 +157,9 @@ def test_apply_then_plan_is_empty(desired: dict[str, Any]) -> None:
         world = World()
         want, ready = await settled(world, desired)
         assert ready is not None and ready.status == "RUNNING"
-        assert diff_attributes(want, ready.attributes, KINDS[KIND]) == ()
+        assert diff_attributes(want, KINDS[KIND].with_inputs(ready.attributes, want), KINDS[KIND]) == ()
         again = await world.provider.read(KIND, ready.id, {})
-        assert again is not None and diff_attributes(want, again.attributes, KINDS[KIND]) == ()
+        assert again is not None and diff_attributes(want, KINDS[KIND].with_inputs(again.attributes, want), KINDS[KIND]) == ()
         await world.provider.aclose()
 
     run(go())
@@ -170,7 +171,8 @@ def test_live_attributes_name_the_platform_fields_the_stack_way() -> None:
         _, ready = await settled(world, {**MU, "suffix": "s1"})
         attrs = ready.attributes
         assert ready.id == attrs["deployed_model"] and ready.id.endswith("-s1")
-        assert (ready.name, attrs["deploy_spec"], attrs["billing_method"]) == ("chat", "MU1", "POST_PAY")
+        # seed 002 returns no name: a deployment is known by its model and suffix
+        assert (ready.name, attrs["deploy_spec"], attrs["billing_method"]) == ("qwen3-8b/s1", "MU1", "POST_PAY")
         assert (attrs["suffix"], attrs["ready_capacity"], attrs["status"]) == ("s1", 4, "RUNNING")
         assert "model_unit_spec" not in attrs and "charge_type" not in attrs
         assert world.sleeps and sum(world.sleeps) >= 10
@@ -321,48 +323,56 @@ def test_list_and_find_against_the_emulator() -> None:
         world = World(provision_seconds=0)
         provider = world.provider
         for i in range(3):
-            await provider.create(KIND, {**MU, "name": f"chat-{i}", "suffix": f"s{i}"})
-        await provider.create(KIND, {**MU, "name": "chat-1", "suffix": "dup"})
-        assert [d.name for d in await provider.list(KIND, {})] == ["chat-0", "chat-1", "chat-2", "chat-1"]
-        found = await provider.find(KIND, "chat-0", {})
-        assert found is not None and found.attributes["suffix"] == "s0"
-        assert await provider.find(KIND, "nobody", {}) is None
-        with pytest.raises(ProviderError, match="2 deployments are called 'chat-1'") as ambiguous:
-            await provider.find(KIND, "chat-1", {})
-        assert ambiguous.value.code == "ambiguous_name"
-        dup = next(d for d in await provider.list(KIND, {}) if d.attributes["suffix"] == "dup")
-        await provider.delete(KIND, dup.id, {})
-        found = await provider.find(KIND, "chat-1", {})
+            await provider.create(KIND, {**MU, "name": "chat", "suffix": f"s{i}"})
+        assert [d.name for d in await provider.list(KIND, {})] == ["qwen3-8b/s0", "qwen3-8b/s1", "qwen3-8b/s2"]
+        found = await provider.find(KIND, "qwen3-8b/s1", {})
         assert found is not None and found.attributes["suffix"] == "s1"
+        # the same display name, another suffix or another model: not this deployment
+        assert await provider.find(KIND, "chat", {}) is None
+        assert await provider.find(KIND, "qwen3-8b/s9", {}) is None
+        assert await provider.find(KIND, "qwen3-14b/s1", {}) is None
 
     run(go())
 
 
 def test_find_skips_deleting_deployments_unless_nothing_else_matches() -> None:
     objects = [
-        deployment(1, name="a", status="DELETING"),
-        deployment(2, name="a"),
-        deployment(3, name="b", status="DELETING"),
+        deployment(1, suffix="a", status="DELETING"),
+        deployment(2, suffix="a"),
+        deployment(3, suffix="b", status="DELETING"),
     ]
+    for obj in objects:
+        obj["deployed_model"] += "-" + obj.pop("suffix")
 
     def handler(request: httpx.Request) -> httpx.Response:
         output = {"page_no": 1, "page_size": 200, "total": 3, "deployments": objects}
         return httpx.Response(200, json={"request_id": "r", "output": output})
 
     provider = mocked(handler)
-    assert run(provider.find(KIND, "a", {})).id == "qwen3-8b-00000002"  # type: ignore[union-attr]
-    assert run(provider.find(KIND, "b", {})).status == "DELETING"  # type: ignore[union-attr]
+    assert run(provider.find(KIND, "qwen3-8b/a", {})).id == "qwen3-8b-00000002-a"  # type: ignore[union-attr]
+    assert run(provider.find(KIND, "qwen3-8b/b", {})).status == "DELETING"  # type: ignore[union-attr]
 
 
-def test_find_matches_deployed_model_when_the_platform_reports_no_names() -> None:
+def test_a_deployment_without_a_suffix_has_no_identity_to_be_found_by() -> None:
     objects = [deployment(1), deployment(2)]
 
     def handler(request: httpx.Request) -> httpx.Response:
         output = {"page_no": 1, "page_size": 200, "total": 2, "deployments": objects}
         return httpx.Response(200, json={"request_id": "r", "output": output})
 
-    found = run(mocked(handler).find(KIND, "qwen3-8b-00000002", {}))
-    assert found is not None and found.name is None
+    listed = run(mocked(handler).list(KIND, {}))
+    assert [d.name for d in listed] == [None, None]
+
+
+def test_a_stack_without_a_suffix_gets_a_stable_one_derived_from_stack_and_key() -> None:
+    spec = KINDS[KIND]
+    assert spec.create_defaults is not None
+    first = spec.create_defaults("chat-stack/deployments.chat")["suffix"]
+    assert first == spec.create_defaults("chat-stack/deployments.chat")["suffix"]
+    assert first != spec.create_defaults("other-stack/deployments.chat")["suffix"]
+    assert len(first) <= 8 and first.startswith("rc") and first.isalnum()
+    # not mistaken for the 8 hex digits the platform puts before the suffix
+    assert suffix_of(f"qwen3-8b-35b3f106-{first}", "qwen3-8b") == first
 
 
 # ---------------------------------------------------------------- update
@@ -373,11 +383,11 @@ def test_update_scales_capacity_in_place() -> None:
         world = World()
         want, ready = await settled(world, MU)
         changed = {**want, "capacity": 12}
-        assert [d.path for d in diff_attributes(changed, ready.attributes, KINDS[KIND])] == ["capacity"]
+        assert [d.path for d in diff_attributes(changed, KINDS[KIND].with_inputs(ready.attributes, changed), KINDS[KIND])] == ["capacity"]
         updating = await world.provider.update(KIND, ready, changed)
         assert (updating.status, updating.attributes["capacity"]) == ("UPDATING", 12)
         done = await world.provider.wait(KIND, ready.id, {}, "ready", 600)
-        assert done is not None and diff_attributes(changed, done.attributes, KINDS[KIND]) == ()
+        assert done is not None and diff_attributes(changed, KINDS[KIND].with_inputs(done.attributes, changed), KINDS[KIND]) == ()
 
     run(go())
 
@@ -392,7 +402,7 @@ def test_update_sends_limits_then_waits_then_scales() -> None:
         assert world.now - before >= 10  # the second call waited for the first to settle
         assert updating.status == "UPDATING"
         done = await world.provider.wait(KIND, ready.id, {}, "ready", 600)
-        assert done is not None and diff_attributes(changed, done.attributes, KINDS[KIND]) == ()
+        assert done is not None and diff_attributes(changed, KINDS[KIND].with_inputs(done.attributes, changed), KINDS[KIND]) == ()
 
     run(go())
 
@@ -441,17 +451,19 @@ def test_delete_then_wait_until_gone() -> None:
     run(go())
 
 
-def test_a_failed_deployment_raises_the_platform_message() -> None:
+def test_a_failed_deployment_raises_its_status_and_names_it() -> None:
+    """Seed 002 documents no error message on a deployment: the status is all a FAILED one says."""
+
     async def go() -> None:
         world = World()
         created = await world.provider.create(KIND, dict(MU))
-        world.stored(created.id).update(status="FAILED", message="Insufficient resources in the region.")
+        world.stored(created.id).update(status="FAILED")
         world.stored(created.id).pop("_transition")
         with pytest.raises(ProviderError) as failed:
             await world.provider.wait(KIND, created.id, {}, "ready", 600)
         assert (failed.value.code, failed.value.platform_message) == (
             "FAILED",
-            "Insufficient resources in the region.",
+            f"deployment {created.id} is FAILED",
         )
 
     run(go())
@@ -553,3 +565,69 @@ def test_bad_blocks_are_usage_errors(tmp_path: Path, block: dict[str, Any], frag
     with pytest.raises(UsageError) as bad:
         ModelStudioProvider.from_block(block, state_dir=tmp_path, environ={})
     assert fragment in str(bad.value)
+
+
+# ---------------------------------------------------------------- identity: model_name + suffix
+
+
+def _stack(**attrs: Any) -> Any:
+    from dataclasses import replace
+
+    from tests.fakes import res, stack_of
+
+    spec = replace(res("deployments.chat", {**MU, **attrs}), platform="modelstudio", kind=KIND)
+    return replace(stack_of(spec), name="chat-stack", providers={"modelstudio": {}})
+
+
+def test_a_create_without_a_suffix_plans_the_stable_default_and_recovery_finds_only_that_one() -> None:
+    from reconciler.planner import build_plan
+    from reconciler.refresh import recover, refresh
+    from reconciler.state.document import JournalEntry, StateDoc
+
+    async def go() -> None:
+        world = World(provision_seconds=0)
+        providers = {"modelstudio": world.provider}
+        stack = _stack()
+        plan = build_plan(stack, None, {}, providers)
+        (change,) = plan.changes
+        suffix = default_suffix("chat-stack/deployments.chat")
+        assert change.after["suffix"] == suffix and change.name == f"qwen3-8b/{suffix}"
+        # another stack's deployment of the same model, with the same display name
+        await world.provider.create(KIND, {**MU, "suffix": "theirs"})
+        entry = JournalEntry(
+            seq=1, address="deployments.chat", action="create", phase="intent", name=change.name,
+            token="tok", time="2026-12-03T00:00:00Z", platform="modelstudio", kind=KIND,
+            inputs={"name": "chat"},
+        )  # fmt: skip
+        lost = StateDoc.new("chat-stack").model_copy(update={"journal": (entry,)})
+        nothing = (await recover(lost, providers)).state
+        assert nothing.resources == {}  # the namesake is never taken
+        ours = await world.provider.create(KIND, dict(change.after))  # the create whose answer was lost
+        state = (await recover(lost, providers)).state
+        assert state.resources["deployments.chat"].id == ours.id
+        assert state.resources["deployments.chat"].attributes["name"] == "chat"  # journaled input
+        live = await refresh(state, providers)
+        assert not build_plan(stack, state, live, providers).has_changes
+
+    run(go())
+
+
+def test_a_deployment_recorded_without_a_suffix_is_not_changed_by_the_default() -> None:
+    from reconciler.planner import build_plan
+    from reconciler.refresh import refresh
+    from reconciler.state.document import ResourceState, StateDoc
+
+    async def go() -> None:
+        world = World(provision_seconds=0)
+        providers = {"modelstudio": world.provider}
+        made = await world.provider.create(KIND, dict(MU))  # made before suffixes were defaulted
+        rs = ResourceState(
+            address="deployments.chat", platform="modelstudio", kind=KIND, id=made.id, name=None,
+            scope={}, attributes={**made.attributes, "name": "chat"}, status=made.status, dependencies=(),
+        )  # fmt: skip
+        state = StateDoc.new("chat-stack").with_resource(rs)
+        live = await refresh(state, providers)
+        plan = build_plan(_stack(), state, live, providers)
+        assert not plan.has_changes, [c.diff for c in plan.changes]
+
+    run(go())

@@ -101,8 +101,9 @@ def test_modelstudio_drift_of_each_kind(cloud: Cloud) -> None:
         ("deployments.qwen8b", [{"path": "capacity", "recorded": 4, "live": 8}])
     ]
     assert [r["address"] for r in found["deleted"]] == ["deployments.flash"]
+    # the platform never returns the display name: an unmanaged deployment is named by model/suffix
     assert [(r["name"], r["id"]) for r in found["unmanaged"]] == [
-        ("by-hand", made.json()["output"]["deployed_model"])
+        ("qwen3-8b/hand1", made.json()["output"]["deployed_model"])
     ]
     assert found["unmanaged"][0]["where"] == "modelstudio default workspace"
 
