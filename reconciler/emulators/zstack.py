@@ -16,11 +16,13 @@ GET      /ai/model-services[/{uuid}]                        QueryModelService
 PUT      /ai/model-services/{uuid}                          UpdateModelService (``{"updateModelService"}``,
                                                             ``{"params"}`` or the fields flat)
 PUT      /ai/model-services/{uuid}/actions                  ``{"updateModelService"}`` (sync) or
-                                                            ``{"deployModelService"}``: DeployModelService (A)
+                                                            DeployModelService (A): ``{"params"}`` as
+                                                            the Go SDK sends it, or ``{"deployModelService"}``
 DELETE   /ai/model-services/{uuid}?deleteMode=              DeleteModelService (A)
 GET      /ai/model-services/instances/groups[/{uuid}]       QueryModelServiceInstanceGroup
 PUT      /model-service-instance-groups/{uuid}              UpdateModelServiceInstanceGroup (A), Go SDK
                                                             path, ``{"updateModelServiceInstanceGroup"}``
+                                                            or ``{"params"}``
 PUT      /ai/model-services/instances/groups/{uuid}/actions the same, as an action
 DELETE   /ai/model-services/instances/groups/{uuid}         DeleteModelServiceInstanceGroup (A)
 =======  =================================================  ===========================================
@@ -33,6 +35,11 @@ asynchronous one through its job (the API runs after the 202, so the refusal
 is the job's result). Malformed JSON is a 400 with the ``{"error"}``
 envelope (``SYS.1007``); a field of the wrong type is ``SYS.1007`` from the
 API (503, or the failed job). Job polls need no session, as in ZStack.
+
+Answers carry only the fields the Go SDK's generated views document
+(``zstack-sdk-go-v2``, ``pkg/view``) and seed 003 (UpdateModelService), nulls
+omitted (Go ``omitempty``); internal data lives under ``_``-keys and never
+leaves (see ``zstack_cloud.public``).
 
 Every route goes through :func:`_route`, the one place that authenticates,
 parses the body, takes the store's lock, settles due lifecycle steps, runs the
@@ -96,7 +103,11 @@ ROUTES: tuple[tuple[str, str, Api | Mapping[str, Api]], ...] = (
     (GROUPS, "GET", ("sync", ai.query_groups)),
     (GROUP, "GET", ("sync", ai.query_groups)),
     (GROUP, "DELETE", ("async", ai.delete_group)),
-    (GROUP + "/actions", "PUT", {"updateModelServiceInstanceGroup": ("async", ai.update_group)}),
+    (
+        GROUP + "/actions",
+        "PUT",
+        {"updateModelServiceInstanceGroup": ("async", ai.update_group), "params": ("async", ai.update_group)},
+    ),
     ("/model-service-instance-groups/{uuid}", "PUT", ("async", ai.update_group)),
     ("/ai/model-services", "POST", ("async", ai.add_model_service)),
     ("/ai/model-services", "GET", ("sync", ai.query_model_services)),
@@ -109,6 +120,8 @@ ROUTES: tuple[tuple[str, str, Api | Mapping[str, Api]], ...] = (
         {
             "updateModelService": ("sync", ai.update_model_service),
             "deployModelService": ("async", ai.deploy_model_service),
+            # the Go SDK's DeployModelServiceParam: PUT .../{uuid}/actions with {"params": {...}}
+            "params": ("async", ai.deploy_model_service),
         },
     ),
 )

@@ -7,8 +7,9 @@ raise becomes a failed job (see ``zstack.py``). Every rule is checked before
 anything changes, so a refused call leaves the cloud as it was.
 
 Model service: no status (a template). Add and Delete are jobs of one
-``provision_seconds``; Update is synchronous and answers ``{"success",
-"error", "inventory"}``. Fields ZStack accepts on update but never shows in
+``provision_seconds``; Update is synchronous, as seed 003 says, and answers
+``{"success": true, "inventory"}`` (the page's ``error`` is null on success and
+nulls are omitted), or ``{"success": false, "error"}``. Fields ZStack accepts on update but never shows in
 the inventory (``environmentParameters``, ``servicePorts``, ...) are kept
 privately. ``modelCenterUuid``, ``installPath``, ``system``, ``condaVersion``
 and ``zoneUuid`` are set only by Add; an update naming them is refused with
@@ -112,6 +113,9 @@ SERVICE_FIELDS = frozenset(
         "lastOpDate",
     }
 )
+"""The model service's inventory: the Go SDK's ``ModelServiceInventoryView``
+(``pkg/view/model_service_views.go``) plus ``hasNewVersion`` and ``version``, which seed 003
+(UpdateModelService) lists in its inventory and the Go view lacks: the page is followed."""
 GROUP_FIELDS = frozenset(
     {
         "uuid",
@@ -123,17 +127,24 @@ GROUP_FIELDS = frozenset(
         "type",
         "modelServiceType",
         "yaml",
-        "zoneUuid",
-        "cpuNum",
-        "memorySize",
-        "environmentVariables",
-        "startupParameters",
-        "modelServiceGroupUuids",
         "instances",
         "supportMetrics",
         "createDate",
         "lastOpDate",
     }
+)
+"""The instance group's inventory: the Go SDK's ``ModelServiceInstanceGroupInventoryView``
+(``pkg/view/model_service_instance_group_views.go``; ``datasetRefInventories`` and
+``exportPath`` are never set here). Deploy inputs the view does not carry (``zoneUuid``,
+``cpuNum``, ``memorySize``, ``environmentVariables``, ``startupParameters``,
+``modelServiceGroupUuids``) are kept under ``_``-keys (:data:`GROUP_PRIVATE`) and never shown."""
+GROUP_PRIVATE = (
+    "zoneUuid",
+    "cpuNum",
+    "memorySize",
+    "environmentVariables",
+    "startupParameters",
+    "modelServiceGroupUuids",
 )
 CATALOGUE_FIELDS = frozenset(k for obj in (*ZONES, *MODEL_CENTERS, *MODELS) for k in obj)
 
@@ -258,7 +269,8 @@ def update_model_service(cloud: ZStackCloud, call: Call) -> Response:
     service["_settings"] = {**service.get("_settings", {}), **values.pop("_settings", {})}
     service.update(values)
     cloud.stamp(service)
-    return JSONResponse({"success": True, "error": None, "inventory": public(service)})
+    # seed 003: {success, error, inventory}; the error is null on success, and nulls are omitted
+    return JSONResponse({"success": True, "inventory": public(service)})
 
 
 def delete_model_service(cloud: ZStackCloud, call: Call) -> JsonObject:
@@ -286,7 +298,10 @@ def delete_model_service(cloud: ZStackCloud, call: Call) -> JsonObject:
 
 
 def deploy_model_service(cloud: ZStackCloud, call: Call) -> JsonObject:
-    fields = Fields(_params(call.body, "deployModelService"), "APIDeployModelServiceMsg")
+    """DeployModelService: ``{"params": {...}}`` as the Go SDK's ``DeployModelServiceParam`` sends it
+    (``pkg/param/deploy_model_service_params.go``), or the REST action form ``{"deployModelService"}``."""
+    key = "params" if "params" in call.body else "deployModelService"
+    fields = Fields(_params(call.body, key), "APIDeployModelServiceMsg")
     service = _service(cloud, call.param("uuid"))
     if service.get("_delete_at") is not None:
         raise operation_failed(f"model service[uuid:{service['uuid']}] is being deleted")
@@ -316,14 +331,15 @@ def deploy_model_service(cloud: ZStackCloud, call: Call) -> JsonObject:
         "type": group_type,
         "modelServiceType": service["type"],
         "yaml": service["yaml"],
-        "zoneUuid": zone_uuid,
-        "cpuNum": _or(fields.integer("cpuNum", minimum=1), service["requestCpu"]),
-        "memorySize": _or(fields.integer("memorySize", minimum=1), service["requestMemory"]),
-        "environmentVariables": fields.string_map("environmentVariables") or {},
-        "startupParameters": fields.string_map("startupParameters") or {},
-        "modelServiceGroupUuids": siblings,
         "supportMetrics": [],
         "instances": [],
+        # deploy inputs the Go SDK's group view does not carry: kept, never shown
+        "_zoneUuid": zone_uuid,
+        "_cpuNum": _or(fields.integer("cpuNum", minimum=1), service["requestCpu"]),
+        "_memorySize": _or(fields.integer("memorySize", minimum=1), service["requestMemory"]),
+        "_environmentVariables": fields.string_map("environmentVariables") or {},
+        "_startupParameters": fields.string_map("startupParameters") or {},
+        "_modelServiceGroupUuids": siblings,
     }
     cloud.stamp(group, created=True)
     group["instances"] = [_instance(group, ADMIN_ACCOUNT_UUID)]
@@ -333,7 +349,9 @@ def deploy_model_service(cloud: ZStackCloud, call: Call) -> JsonObject:
 
 
 def update_group(cloud: ZStackCloud, call: Call) -> JsonObject:
-    params = _params(call.body, "updateModelServiceInstanceGroup")
+    # the REST action form, or the Go SDK's UpdateModelServiceInstanceGroupParam ``{"params"}``
+    key = "params" if "params" in call.body else "updateModelServiceInstanceGroup"
+    params = _params(call.body, key)
     fields = Fields(params, "APIUpdateModelServiceInstanceGroupMsg")
     group = cloud.groups.get(call.param("uuid"))
     if group is None:
@@ -351,7 +369,7 @@ def update_group(cloud: ZStackCloud, call: Call) -> JsonObject:
         changes["description"] = fields.string("description")
     for key in ("environmentVariables", "startupParameters"):
         if fields.has(key):
-            changes[key] = fields.string_map(key)
+            changes[f"_{key}"] = fields.string_map(key)
     for key in ("serviceLivez", "serviceReadyz"):
         fields.string(key)
     fields.integer("serviceBootupTime")
@@ -361,7 +379,8 @@ def update_group(cloud: ZStackCloud, call: Call) -> JsonObject:
             "wait until it is Running, then try again"
         )
     restart = any(
-        key in changes and changes[key] != group[key] for key in ("environmentVariables", "startupParameters")
+        key in changes and changes[key] != group.get(key)
+        for key in ("_environmentVariables", "_startupParameters")
     )
     group.update(changes)
     cloud.stamp(group)
@@ -452,9 +471,11 @@ def _write_only(fields: Fields) -> JsonObject:
         "environmentParameters": fields.string_map,
         "startupParameters": fields.string_map,
         "inferenceParams": fields.string_map,
-        "servicePorts": fields.integer_list,
+        # Go SDK: servicePorts []int, architectureImages []interface{}; seed 003's example sends
+        # both as lists of strings (["<servicePorts>"]): the page is followed, both are taken
+        "servicePorts": fields.port_list,
         "serviceBootupTime": fields.integer,
-        "architectureImages": fields.object_list,
+        "architectureImages": fields.any_list,
         **dict.fromkeys(
             ("serviceName", "serviceLivez", "serviceReadyz", "serviceInstallPath", "serviceStartCommand"),
             fields.string,

@@ -116,6 +116,26 @@ class Fields:
             raise self._wrong(name, value, "a list of integers")
         return list(value)
 
+    def port_list(self, name: str) -> Any:
+        """Ports: integers, or strings (seed 003's UpdateModelService example sends strings)."""
+        value = self._value(name, False)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) for v in value
+        ):
+            raise self._wrong(name, value, "a list of ports (integers or strings)")
+        return list(value)
+
+    def any_list(self, name: str) -> Any:
+        """A list of any JSON values (Go ``[]interface{}``)."""
+        value = self._value(name, False)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, list):
+            raise self._wrong(name, value, "a list")
+        return list(value)
+
     def object_list(self, name: str) -> Any:
         value = self._value(name, False)
         if value is _MISSING:

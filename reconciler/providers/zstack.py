@@ -17,8 +17,9 @@ takes (``timeout``, ``max_retries``, ``max_requests_per_second``,
 Every asynchronous API (Add, Deploy, Update group, Delete) is followed to its
 job's end inside the call, so ``create`` returns the created object with its
 uuid, and ``delete`` returns once the object is gone. The model service has
-no status (``asynchronous=False``); an instance group is ready when
-``Running`` (``wait``), and ``Failed`` raises.
+no status (``asynchronous=False``); an instance group's status is mapped to a
+phase by ``GROUP_LIFECYCLE`` (ready when ``Running``; ``Failed`` raises; a status
+it does not know raises ``unknown_status``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.errors import ProviderError, UsageError
-from reconciler.providers.base import KindSpec, Live, RefValue, Until
+from reconciler.providers.base import KindSpec, Live, Phase, RefValue, Until
 from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings
 from reconciler.providers.polling import poll_until
 from reconciler.providers.zstack_schema import (
@@ -57,8 +58,6 @@ from reconciler.providers.zstack_session import (
 API_PREFIX = "/zstack/v1"
 PAGE_SIZE = 100
 EMBEDDED_BASE_URL = "http://zstack.embedded"
-READY_STATUSES = frozenset({"Running"})
-FAILED_STATUSES = frozenset({"Failed"})
 BLOCK_KEYS = HTTP_BLOCK_KEYS | {
     "url", "account", "password", "zone_uuid", "model_center_uuid", "wait_timeout", "poll_interval",
     "provision_seconds",
@@ -196,17 +195,22 @@ class ZStackProvider:
         """
         if token is not None:
             return await self.read(kind, token, scope)
-        named = [o for o in await self._query(kind, name_condition("name", name)) if o.get("name") == name]
-        candidates = [o for o in named if o.get("status") != "Deleting"] or named[:1]
+        spec = KINDS[kind]
+        named = [
+            self._live(kind, o)
+            for o in await self._query(kind, name_condition("name", name))
+            if o.get("name") == name
+        ]
+        candidates = [live for live in named if not spec.phase(live.id, live).absent] or named[:1]
         if len(candidates) > 1:
-            uuids = ", ".join(str(o["uuid"]) for o in candidates)
+            uuids = ", ".join(live.id for live in candidates)
             raise ProviderError(
                 PLATFORM,
                 f"{len(candidates)} {kind}s are called {name!r} ({uuids}); delete or rename the extra ones",
                 code="ambiguous_name",
                 operation=f"Query{kind_of(kind).noun}",
             )
-        return self._live(kind, candidates[0]) if candidates else None
+        return candidates[0] if candidates else None
 
     # -- writes -----------------------------------------------------------------------
 
@@ -215,13 +219,14 @@ class ZStackProvider:
         # the client token is the new object's resourceUuid (journaled before this call), so a
         # create whose answer was lost is found by exactly that uuid, never by name
         fields = {**request_body(kind, desired, k.fields), **({"resourceUuid": token} if token else {})}
+        # both as the Go SDK sends them: AddModelServiceParam and DeployModelServiceParam wrap
+        # their fields in "params" (pkg/param/add_model_service_params.go, deploy_model_service_params.go)
+        body = {"params": fields}
         if kind == SERVICE:
-            operation, method = "AddModelService", "POST"
-            path, body = k.collection, {"params": fields}
+            operation, method, path = "AddModelService", "POST", k.collection
         else:
             operation, method = "DeployModelService", "PUT"
             path = f"/ai/model-services/{quote(str(desired.get('modelServiceUuid')), safe='')}/actions"
-            body = {"deployModelService": fields}
         answer = await self.session.call(
             method, path, json=body, operation=operation, asynchronous=True, idempotent=False
         )
@@ -231,10 +236,14 @@ class ZStackProvider:
         k = kind_of(kind)
         changes = request_body(kind, desired, k.updatable)
         uuid = quote(live.id, safe="")
-        if kind == SERVICE:  # synchronous; the seed page's flat body
+        if kind == SERVICE:
+            # seed 003: the fields flat in the body (the Go SDK wraps them in "params" or
+            # "updateModelService"; the page is followed), answered synchronously with
+            # {success, error, inventory}; should the platform answer 202 with a job
+            # location instead, as ZStack's asynchronous APIs do, the job is followed
             operation = "UpdateModelService"
             answer = await self.session.call(
-                "PUT", f"{k.collection}/{uuid}", json=changes, operation=operation
+                "PUT", f"{k.collection}/{uuid}", json=changes, operation=operation, asynchronous=True
             )
             refused = (
                 error_of(answer) if isinstance(answer, dict) and answer.get("success") is False else None
@@ -243,7 +252,7 @@ class ZStackProvider:
                 raise ProviderError(PLATFORM, refused[1], code=refused[0], status=200, operation=operation)
         else:
             operation = "UpdateModelServiceInstanceGroup"
-            body = {"updateModelServiceInstanceGroup": changes}
+            body = {"params": changes}  # Go SDK UpdateModelServiceInstanceGroupParam
             path = f"/model-service-instance-groups/{uuid}"
             answer = await self.session.call("PUT", path, json=body, operation=operation, asynchronous=True)
         return self._live(kind, _inventory(answer, operation))
@@ -318,20 +327,25 @@ class ZStackProvider:
 
 
 def _settled(kind: str, id: str, live: Live | None, until: Until) -> bool:
-    """True when ``live`` has reached ``until``; raises when it never will."""
-    status = live.status if live is not None else None
-    operation = f"Wait{kind_of(kind).noun}"
+    """True when ``live`` has reached ``until``; raises when it never will.
+
+    The verdict follows the kind's lifecycle phase (a status it does not know raises
+    ``unknown_status``); a model service has no status: present is ready.
+    """
     if until == "gone":
         return live is None
-    if live is not None and status in FAILED_STATUSES:
+    phase = kind_of(kind).spec.phase(id, live)
+    status = live.status if live is not None else None
+    operation = f"Wait{kind_of(kind).noun}"
+    if live is not None and phase is Phase.FAILED:
         instances = live.attributes.get("instances") or []
         detail = ", ".join(f"{i.get('uuid')}: {i.get('status')}" for i in instances if isinstance(i, dict))
         message = f"{kind} {id} is {status}" + (f" (instances: {detail})" if detail else "")
         raise ProviderError(PLATFORM, message, code=str(status), operation=operation)
-    if live is None or status == "Deleting":
+    if phase.absent:
         message = f"{kind} {id} is {status or 'gone'} while waiting for it to become ready"
         raise ProviderError(PLATFORM, message, code="not_found", operation=operation)
-    return status is None or status in READY_STATUSES
+    return phase is Phase.READY
 
 
 def _inventory(answer: Any, operation: str) -> dict[str, Any]:

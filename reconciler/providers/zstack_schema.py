@@ -41,9 +41,17 @@ GROUP = "model_service_instance_group"
 
 
 class GroupStatus(StrEnum):
-    """Instance group statuses (PascalCase, as ZStack answers them)."""
+    """Instance group statuses (PascalCase, as ZStack answers them).
+
+    The Go SDK types ``status`` as a plain string (``ModelServiceInstanceGroupInventoryView``
+    and ``ModelServiceInstanceInventoryView`` in ``pkg/view``) and defines no constants for
+    it; seed 003 does not cover groups. These are the statuses a group passes through on
+    Deploy (``Deploying`` -> ``ServiceBootingUp`` -> ``Running`` or ``Failed``), on an
+    update that restarts it (``ServiceBootingUp``) and on Delete (``Deleting``).
+    """
 
     DEPLOYING = "Deploying"
+    SERVICE_BOOTING_UP = "ServiceBootingUp"
     RUNNING = "Running"
     FAILED = "Failed"
     DELETING = "Deleting"
@@ -53,6 +61,7 @@ GROUP_LIFECYCLE = Lifecycle(
     "zstack",
     {
         GroupStatus.DEPLOYING: Phase.IN_PROGRESS,
+        GroupStatus.SERVICE_BOOTING_UP: Phase.IN_PROGRESS,
         GroupStatus.RUNNING: Phase.READY,
         GroupStatus.FAILED: Phase.FAILED,
         GroupStatus.DELETING: Phase.DELETING,
@@ -82,6 +91,11 @@ KIND_INFO: Mapping[str, KindInfo] = {
             force_new=_words("modelCenterUuid installPath system condaVersion"),
             read_only=_words("uuid readme size hasNewVersion version cpuArchitectures modelServiceRefs")
             | _words("modelServiceImages createDate lastOpDate"),
+            # every stack field is in the Go SDK's ModelServiceInventoryView
+            read_back=_words("name description yaml requestCpu requestMemory gpuComputeCapability")
+            | _words("startCommand pythonVersion condaVersion type framework source modelCenterUuid")
+            | _words("installPath system containerCommand containerArgs supportDistributed")
+            | {"vendorToSpecUuidsMap"},
             client_id=True,
         ),
         "ModelService", "/ai/model-services",
@@ -104,6 +118,7 @@ KIND_INFO: Mapping[str, KindInfo] = {
             # deploy inputs the instance group view (Go SDK pkg/view) does not carry
             input_only=_words("zoneUuid cpuNum memorySize environmentVariables startupParameters")
             | {"modelServiceGroupUuids"},
+            read_back=_words("name description type modelUuid modelServiceUuid"),
             lifecycle=GROUP_LIFECYCLE,
             client_id=True,
         ),

@@ -86,9 +86,17 @@ class Cloud:
         assert answer.status_code == 200, answer.text
         return dict(answer.json()["inventory"])
 
-    def deploy(self, service_uuid: str, name: str = "chat-group", **fields: Any) -> httpx.Response:
+    def deploy(
+        self, service_uuid: str, name: str = "chat-group", key: str = "params", **fields: Any
+    ) -> httpx.Response:
+        """DeployModelService as the Go SDK's DeployModelServiceParam sends it: ``{"params": {...}}``."""
         params = {"name": name, "type": "Container", "zoneUuid": ZONE_1_UUID, **fields}
-        return self.request("PUT", f"{SERVICES}/{service_uuid}/actions", json={"deployModelService": params})
+        return self.request("PUT", f"{SERVICES}/{service_uuid}/actions", json={key: params})
+
+    def kept(self, collection: str, uuid: str) -> dict[str, Any]:
+        """What the emulator keeps of an object, internal keys included (never answered)."""
+        store = self.client.app.state.store  # type: ignore[attr-defined]
+        return dict(store.collection(f"zstack.{collection}")[uuid])
 
     def group(self, uuid: str) -> dict[str, Any] | None:
         found = self.request("GET", f"{GROUPS}/{uuid}").json()["inventories"]
@@ -276,7 +284,7 @@ def test_update_model_service_in_every_body_form(cloud: Cloud) -> None:
     path = f"{SERVICES}/{uuid}"
     flat = cloud.request("PUT", path, json={"description": "flat", "requestCpu": 8})
     assert flat.status_code == 200
-    assert flat.json()["success"] is True and flat.json()["error"] is None
+    assert flat.json()["success"] is True and "error" not in flat.json()  # null: omitted
     assert flat.json()["inventory"]["description"] == "flat" and flat.json()["inventory"]["requestCpu"] == 8
     wrapped = cloud.request(
         "PUT", path, json={"updateModelService": {"description": "wrapped"}, "systemTags": []}
@@ -374,10 +382,14 @@ def test_deploy_goes_deploying_then_booting_then_running_with_the_clock(slow: Cl
     result = slow.job(accepted)
     assert result.status_code == 200
     inventory = result.json()["inventory"]
-    assert inventory["status"] == "ServiceBootingUp"
-    assert inventory["zoneUuid"] == ZONE_1_UUID and inventory["cpuNum"] == 8
-    assert inventory["memorySize"] == service["requestMemory"]  # defaults to the service's request
-    assert inventory["environmentVariables"] == env and inventory["modelServiceType"] == "Endpoint"
+    assert inventory["status"] == "ServiceBootingUp" and inventory["modelServiceType"] == "Endpoint"
+    # the Go SDK's group view carries none of the deploy inputs: kept, never answered
+    hidden = ("zoneUuid", "cpuNum", "memorySize", "environmentVariables", "startupParameters")
+    assert [key for key in (*hidden, "modelServiceGroupUuids") if key in inventory] == []
+    kept = slow.kept("instance_groups", inventory["uuid"])
+    assert kept["_zoneUuid"] == ZONE_1_UUID and kept["_cpuNum"] == 8
+    assert kept["_memorySize"] == service["requestMemory"]  # defaults to the service's request
+    assert kept["_environmentVariables"] == env
     slow.clock.advance(10)
     running = slow.group(inventory["uuid"])
     assert running is not None and running["status"] == "Running"
@@ -420,7 +432,8 @@ def test_update_group_restarts_on_new_environment_and_refuses_fixed_fields(slow:
     assert restarting is not None and restarting["status"] == "ServiceBootingUp"
     slow.clock.advance(10)
     updated = slow.job(accepted).json()["inventory"]
-    assert updated["status"] == "Running" and updated["environmentVariables"] == {"A": "2"}
+    assert updated["status"] == "Running" and "environmentVariables" not in updated
+    assert slow.kept("instance_groups", group_uuid)["_environmentVariables"] == {"A": "2"}
     renamed = slow.request(
         "PUT", f"{GROUPS}/{group_uuid}/actions", json={"updateModelServiceInstanceGroup": {"name": "g2"}}
     )
@@ -487,3 +500,17 @@ def test_groups_named_by_fail_provisioning_end_failed(clock: FakeClock) -> None:
         doomed = cloud.done(cloud.deploy(service["uuid"], name="doomed-1")).json()["inventory"]["uuid"]
         fine = cloud.done(cloud.deploy(service["uuid"], name="fine-1")).json()["inventory"]["uuid"]
         assert [(cloud.group(g) or {}).get("status") for g in (doomed, fine)] == ["Failed", "Running"]
+
+
+def test_deploy_takes_the_rest_action_form_as_well_as_the_go_sdk_params(cloud: Cloud) -> None:
+    service = cloud.add_service()
+    sdk = cloud.done(cloud.deploy(service["uuid"], "by-sdk", resourceUuid="a" * 32))
+    action = cloud.done(cloud.deploy(service["uuid"], "by-action", key="deployModelService"))
+    assert sdk.json()["inventory"]["uuid"] == "a" * 32 and sdk.json()["inventory"]["name"] == "by-sdk"
+    assert action.json()["inventory"]["name"] == "by-action"
+    updated = cloud.done(
+        cloud.request(
+            "PUT", f"{API}/model-service-instance-groups/{'a' * 32}", json={"params": {"name": "g"}}
+        )
+    )
+    assert updated.json()["inventory"]["name"] == "g"  # Go SDK UpdateModelServiceInstanceGroupParam
