@@ -528,9 +528,9 @@ class ModelStudioDeployment(Resource):
 
     kind: ClassVar[str] = "deployment"
     platform: Literal["modelstudio"]
+    plan: Annotated[str, _str(_choice(MODELSTUDIO_PLANS))]  # first: the model's check needs it
     model_name: Short
     name: Name
-    plan: Annotated[str, _str(_choice(MODELSTUDIO_PLANS))]
     deploy_spec: SpecCode | None = Field(default=None, validate_default=True)
     capacity: Annotated[int, _int(0, 999)] | None = Field(default=None, validate_default=True)
     billing_method: Annotated[str, _str(_choice(("POST_PAY",)))] | None = None
@@ -541,11 +541,46 @@ class ModelStudioDeployment(Resource):
     ptu_capacity: PtuCapacity | None = Field(default=None, validate_default=True)
     suffix: Annotated[str, _str(_text("1-8 letters or digits", pattern=_SUFFIX, max_len=8))] | None = None
 
+    @field_validator("model_name")
+    @classmethod
+    def _model_in_catalogue(cls, value: Any, info: ValidationInfo) -> Any:
+        """Plans mu and ptu deploy the catalogue's models (seed 002's price tables); lora and cu
+        deploy the account's own fine-tuned models, which no catalogue lists."""
+        plan = info.data.get("plan")
+        if not isinstance(value, str) or plan not in ("mu", "ptu"):
+            return value
+        from reconciler.emulators.modelstudio_catalogue import load_catalogue
+
+        models = load_catalogue().models
+        model = models.get(value)
+        if model is not None and plan in model.plans:
+            return value
+        offered = sorted(name for name, m in models.items() if plan in m.plans)
+        close = difflib.get_close_matches(value, offered, n=5, cutoff=0.6)
+        if model is not None:
+            plans = ", ".join(model.plans)
+            _fail("model", f"{value} cannot be deployed with plan {plan}; its plans: {plans}")
+        why = f"{value} is not a model Model Studio deploys with plan {plan}"
+        hint = (
+            f"; close matches: {', '.join(close)}"
+            if close
+            else f"; none of the {len(offered)} models with plan {plan} is close (seed 002's price tables)"
+        )
+        _fail("model", why + hint)
+        return value
+
     @field_validator("deploy_spec")
     @classmethod
     def _spec_for_mu(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None and info.data.get("plan") == "mu":
             _fail("required", "required when plan is mu (e.g. MU1)")
+        model_name = info.data.get("model_name")
+        if isinstance(value, str) and isinstance(model_name, str) and info.data.get("plan") == "mu":
+            from reconciler.emulators.modelstudio_catalogue import load_catalogue
+
+            model = load_catalogue().model(model_name)
+            if model is not None and model.specs and value not in model.specs:
+                _fail("spec", f"{model_name} has no spec {value}{allowed(value, model.specs, 'its specs')}")
         return value
 
     @field_validator("capacity")
