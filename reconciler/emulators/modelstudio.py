@@ -11,20 +11,36 @@ deployment whose ``name`` matches a ``fail_provisioning`` glob ends its
 creation FAILED instead, with a ``message`` saying the region ran out of
 capacity (as a real deployment does); it can only be deleted.
 
-Error answers (statuses are ours where the platform publishes none; the SDK
-treats every non-200 as a failure and maps the code, else the status, to its
-exception; note that the 2.x client retries a 409 unless told not to):
+What an answer carries is seed 002's response parameter tables and nothing
+else (:data:`DEPLOYMENT_FIELDS`): a deployment never shows the request-only
+``name`` (kept internally as ``_name``, for ``fail_provisioning``), unset
+optional fields are left out rather than null, and ``rpm_limit`` is a String
+as the response table types it (a Number in the request table; the SDK's
+response models do not carry it). Where the page is silent, the ``dashscope``
+SDK's response models decide: the list is ``{page_no, page_size, total,
+deployments}`` and a delete answers ``{status}`` only (``CancelDeleteStatus``).
+A FAILED deployment carries no message: neither the page nor the SDK returns one.
+
+Error answers: ``{"request_id", "code", "message"}`` with the page's codes, and
+its messages where it gives them. The page gives no HTTP statuses; those below
+follow the SDK's error catalogue (InvalidParameter 400, InvalidApiKey 401,
+NotFound 404, InternalError 500), except Conflict, which the SDK does not name
+(409 is our choice; the 2.x client retries a 409 unless told not to):
 
 ======  ================  ======================================================
 status  code              when
 ======  ================  ======================================================
-400     InvalidParameter  malformed JSON, a wrong type, a value out of range
+400     InvalidParameter  a wrong capacity (the page's message); malformed JSON,
+                          a wrong type, a value out of range (our wording: the
+                          page publishes only the capacity message)
 401     InvalidApiKey     missing or wrong ``Authorization: Bearer <api key>``
-404     NotFound          unknown ``model_name`` or ``deployed_model``; unknown path
-405     MethodNotAllowed  path exists, method does not
-409     Conflict          same model again without a new suffix; suffix taken;
-                          scale/update while the deployment is not RUNNING/STOPPED
-500     InternalError     a bug in the emulator
+                          (the SDK's code; the page lists no auth error)
+404     NotFound          unknown ``model_name`` or ``deployed_model`` ("Model:
+                          xxx not found!"); an unknown path or method
+409     Conflict          same model again without a new suffix, suffix taken
+                          (the page's message); scale/update while the
+                          deployment is not RUNNING/STOPPED (our wording)
+500     InternalError     a bug in the emulator (the SDK's code)
 ======  ================  ======================================================
 
 ``deployed_model`` is ``<model_name>-<8 hex>`` plus ``-<suffix>`` when a suffix
@@ -68,6 +84,20 @@ RUNNING, STOPPED, PENDING, UPDATING, DELETING = "RUNNING", "STOPPED", "PENDING",
 FAILED = "FAILED"
 SETTLED = frozenset({RUNNING, STOPPED})
 WORKSPACE_HEADER = "X-DashScope-WorkSpace"
+# seed 002, "Response parameters" (output): every deployment; then "Returned only for Model Unit
+# deployments"; then "Returned only for provisioned throughput (PTU) deployments"
+COMMON_FIELDS = (
+    "deployed_model", "gmt_create", "gmt_modified", "status", "model_name", "base_model",
+    "base_capacity", "capacity", "ready_capacity", "workspace_id", "charge_type", "creator",
+    "modifier", "plan",
+)  # fmt: skip
+MU_FIELDS = ("model_unit_spec", "enable_thinking", "max_context_length", "rpm_limit", "tpm_limit")
+PTU_FIELDS = ("ptu_capacity",)
+DEPLOYMENT_FIELDS = (*COMMON_FIELDS, *MU_FIELDS, *PTU_FIELDS)
+# the response table types rpm_limit as String (the request table: Number); tpm_limit stays a Number
+STRING_FIELDS = frozenset({"rpm_limit"})
+# the account's "My Models": fine-tuned models deployable here (seed 002's LoRA example deploys this one)
+CUSTOM_MODELS = ("qwen3-8b-ft-202511132025-0260",)
 
 
 @dataclass(frozen=True)
@@ -76,13 +106,16 @@ class ModelStudioSettings:
     UPDATING and DELETING last (0: the next request sees the end state).
     ``workspace_id``: the workspace of calls without ``X-DashScope-WorkSpace``.
     ``fail_provisioning``: name globs (``FaultSettings.fail_provisioning``);
-    deployments so named end their creation FAILED."""
+    deployments so named end their creation FAILED. ``custom_models``: the
+    fine-tuned models of the account ("My Models"), each ``<catalogue model>-ft-<id>``,
+    deployable with the plans of the model it was tuned from."""
 
     api_key: str = "emulator-key"
     provision_seconds: float = 1.0
     clock: Callable[[], float] = time.time
     workspace_id: str = DEFAULT_WORKSPACE
     fail_provisioning: tuple[str, ...] = ()
+    custom_models: tuple[str, ...] = CUSTOM_MODELS
 
 
 def answer(output: Any) -> Response:
@@ -90,7 +123,13 @@ def answer(output: Any) -> Response:
 
 
 def public(obj: Mapping[str, Any]) -> JsonObject:
-    return {key: value for key, value in obj.items() if not key.startswith("_")}
+    """A deployment as the platform answers it: the documented fields only, unset ones left out."""
+    out: JsonObject = {}
+    for key in DEPLOYMENT_FIELDS:
+        value = obj.get(key)
+        if value is not None:
+            out[key] = str(value) if key in STRING_FIELDS else value
+    return out
 
 
 def timestamp(seconds: float) -> str:
@@ -142,13 +181,11 @@ class ModelStudioAccount:
 
     def provisioning_failure(self, obj: JsonObject) -> JsonObject | None:
         """The fields a new deployment ends with when provisioning it is set to fail, else None."""
-        if not lifecycle.provisioning_fails(self.settings.fail_provisioning, obj.get("name")):
+        if not lifecycle.provisioning_fails(self.settings.fail_provisioning, obj.get("_name")):
             return None
-        message = (
-            f"Deployment of {obj['deployed_model']} failed: insufficient resources, the region "
-            "has no capacity left for the requested model units. Please try again later."
-        )
-        return {"status": FAILED, "message": message}
+        # kept internal: neither seed 002 nor the SDK's DeploymentOutput answers a failure message
+        reason = f"Deployment of {obj['deployed_model']} failed: insufficient resources in the region."
+        return {"status": FAILED, "_failure": reason}
 
     def touch(self, obj: JsonObject) -> None:
         obj["gmt_modified"] = timestamp(self.now())
@@ -192,7 +229,6 @@ def create_deployment(account: ModelStudioAccount, call: Call) -> Response:
     now = timestamp(account.now())
     obj: JsonObject = {
         "deployed_model": deployed_model,
-        "name": fields["name"] or deployed_model,
         "gmt_create": now,
         "gmt_modified": now,
         "status": PENDING,
@@ -209,6 +245,8 @@ def create_deployment(account: ModelStudioAccount, call: Call) -> Response:
         **fields["plan_fields"],
         "_workspace": call.workspace,
         "_suffix": suffix,
+        # a request-only parameter ("the display name in the console"): never answered
+        "_name": fields["name"] or deployed_model,
     }
     then = STOPPED if obj["capacity"] == 0 else RUNNING
     account.begin(obj, PENDING, then, fail=account.provisioning_failure(obj))
@@ -255,10 +293,11 @@ def update_deployment(account: ModelStudioAccount, call: Call) -> Response:
 
 def delete_deployment(account: ModelStudioAccount, call: Call) -> Response:
     obj = account.deployment(call)
-    if obj["status"] != DELETING:  # deleting twice answers the same DELETING deployment
+    if obj["status"] != DELETING:  # deleting twice answers DELETING again
         account.touch(obj)
         account.begin(obj, DELETING, None)
-    return answer(public(obj))
+    # the page is silent; the SDK reads a delete's output as CancelDeleteStatus / JobStatus: {status}
+    return answer({"status": obj["status"]})
 
 
 def stream_events(account: ModelStudioAccount, call: Call) -> Response:
@@ -306,7 +345,7 @@ def authenticate(request: Request, settings: ModelStudioSettings) -> None:
 
 def modelstudio_routes(store: Store, config: ModelStudioSettings) -> list[Route]:
     """Every deployments route, answering from the ``modelstudio.*`` collections of ``store``."""
-    account = ModelStudioAccount(config, store, load_catalogue())
+    account = ModelStudioAccount(config, store, load_catalogue().with_custom(config.custom_models))
     return [_route(account, path, method, handler) for path, method, handler in ROUTES]
 
 
@@ -350,11 +389,14 @@ async def _answer_api_error(request: Request, exc: Exception) -> Response:
 
 
 async def answer_http_exception(request: Request, exc: Exception) -> Response:
-    """Unknown paths (404 NotFound) and methods (405 MethodNotAllowed) in Model Studio's envelope."""
+    """Unknown paths and methods: 404 NotFound in Model Studio's envelope.
+
+    Neither the page nor the SDK names a code for a wrong method, so it is NotFound too
+    (the path and method pair does not exist).
+    """
     assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        return ModelStudioError(405, "MethodNotAllowed", "Method not allowed.").response()
-    return ModelStudioError(exc.status_code, "NotFound", f"Path: {request.url.path} not found!").response()
+    path = f"{request.method} {request.url.path}"
+    return ModelStudioError(404, "NotFound", f"Path: {path} not found!").response()
 
 
 async def answer_internal_error(request: Request, exc: Exception) -> Response:

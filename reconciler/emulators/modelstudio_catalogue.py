@@ -17,8 +17,8 @@ sources", never zero.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
@@ -117,6 +117,24 @@ class Catalogue:
 
     def of_source(self, source: str) -> list[DeployableModel]:
         return [m for m in self.models.values() if m.model_source == source]
+
+    def with_custom(self, names: Iterable[str]) -> Catalogue:
+        """This catalogue plus the fine-tuned models ``names`` (an account's "My Models").
+
+        A fine-tuned model is named ``<base>-ft-<id>`` (seed 002's LoRA example deploys
+        ``qwen3-8b-ft-202511132025-0260``); it deploys with the plans, specs and capacities
+        of ``<base>``, the longest catalogue model its name starts with.
+        """
+        models = dict(self.models)
+        for name in names:
+            if name in models:
+                continue
+            bases = [m for m in self.models.values() if name.startswith(f"{m.model_name}-ft-")]
+            if not bases:
+                raise CatalogueError(f"custom model {name} is not <catalogue model>-ft-<id>")
+            base = max(bases, key=lambda m: len(m.model_name))
+            models[name] = replace(base, model_name=name, base_model=base.model_name, model_source="custom")
+        return replace(self, models=MappingProxyType(models))
 
 
 class CatalogueError(Exception):

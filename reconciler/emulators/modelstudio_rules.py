@@ -8,9 +8,10 @@ platform ignores them (the official client sends ``model_version`` and
 
 Plans:
 
-* ``mu`` (model units): ``deploy_spec`` (or ``template_id`` naming a spec) and
-  ``billing_method: POST_PAY`` are required (the official client notes that MU
-  creates are refused without both), ``capacity`` is required, a multiple of the
+* ``mu`` (model units): ``deploy_spec`` (or ``template_id`` naming a spec) is
+  required; ``billing_method`` may be left out, as seed 002's model unit example
+  leaves it out (the official client notes that MU creates are refused without
+  it; the page wins), and is ``POST_PAY`` if given; ``capacity`` is required, a multiple of the
   spec's ``base_capacity``; ``enable_thinking``, ``max_context_length``,
   ``rpm_limit``, ``tpm_limit`` are optional.
 * ``cu`` (capacity units, the legacy plan used when ``plan`` is absent):
@@ -188,7 +189,11 @@ def _mu(body: Mapping[str, Any], model: DeployableModel) -> dict[str, Any]:
     if spec is None:
         known = ", ".join(model.specs)
         raise invalid(f"Invalid deploy_spec ({spec_name}), model {model.model_name} supports: {known}!")
-    billing = body.get("billing_method")
+    # The request table says billing_method is "required only when plan mu is specified", and the
+    # SDK's create notes that MU creates are refused without it; but the page's own model unit
+    # example sends none. The example is what a user types in: absent means POST_PAY, the only
+    # value the page allows.
+    billing = body.get("billing_method", "POST_PAY")
     if billing != "POST_PAY":
         raise invalid(f"Invalid billing_method ({billing}), billing_method must be POST_PAY for plan mu!")
     if body.get("capacity") is None:

@@ -129,7 +129,8 @@ def test_the_bearer_scheme_is_case_insensitive(client: TestClient) -> None:
 
 def test_unknown_paths_and_methods_answer_the_model_studio_envelope(client: TestClient) -> None:
     assert_error(client.get("/api/v1/nothing"), 404, "NotFound", "/api/v1/nothing")
-    assert_error(client.patch(BASE), 405, "MethodNotAllowed")
+    # neither seed 002 nor the SDK names a code for a wrong method: NotFound, naming the pair
+    assert_error(client.patch(BASE), 404, "NotFound", f"PATCH {BASE}")
 
 
 @pytest.mark.parametrize(
@@ -179,7 +180,6 @@ def test_create_answers_a_pending_deployment_in_the_documented_shape(client: Tes
     assert TIME.fullmatch(created["gmt_create"]) and created["gmt_create"] == "2025-06-17T11:00:38"
     assert created["gmt_modified"] == created["gmt_create"]
     expected = {
-        "name": "chat",
         "status": "PENDING",
         "model_name": "qwen3-8b",
         "base_model": "qwen3-8b",
@@ -192,12 +192,12 @@ def test_create_answers_a_pending_deployment_in_the_documented_shape(client: Tes
         "model_unit_spec": "MU1",
         "enable_thinking": False,
         "max_context_length": 131072,
-        "rpm_limit": 60,
-        "tpm_limit": None,
+        "rpm_limit": "60",  # seed 002's response table types rpm_limit as String
     }
     assert {k: created[k] for k in expected} == expected
     assert created["creator"] == created["modifier"]
-    assert not any(key.startswith("_") for key in created)
+    # name is a request parameter only; an unset tpm_limit is left out, never null
+    assert set(created) == {*expected, "deployed_model", "gmt_create", "gmt_modified", "creator", "modifier"}
 
 
 def test_pending_becomes_running_after_provision_seconds(slow: TestClient, clock: FakeClock) -> None:
@@ -219,10 +219,22 @@ def test_a_capacity_of_zero_ends_stopped(client: TestClient) -> None:
     assert status(client, dm) == "STOPPED"
 
 
-def test_name_is_optional_and_defaults_to_the_deployed_model(client: TestClient) -> None:
-    created = create(client, name=None)
-    assert created["name"] == created["deployed_model"]
-    assert re.fullmatch(r"qwen3-8b-[0-9a-f]{8}", created["deployed_model"])
+def test_name_is_taken_but_never_answered(client: TestClient) -> None:
+    named = create(client, name="console name", suffix="n1")
+    unnamed = create(client, name=None, suffix="n2")  # the official SDK's create sends no name
+    assert re.fullmatch(r"qwen3-8b-[0-9a-f]{8}-n2", unnamed["deployed_model"])
+    listed = output(client.get(BASE))["deployments"]
+    for shown in (named, unnamed, *listed, output(client.get(f"{BASE}/{named['deployed_model']}"))):
+        assert "name" not in shown and "console name" not in json.dumps(shown)
+
+
+def test_the_model_unit_example_needs_no_billing_method(client: TestClient) -> None:
+    """Seed 002's model unit example sends no billing_method, though its request table calls it
+    required for plan mu and the SDK says MU creates are refused without it: the page's example
+    stands, and POST_PAY (the only value allowed) is what the deployment is billed by."""
+    body = {k: v for k, v in MU1.items() if k != "billing_method"}
+    created = output(client.post(BASE, json=body))
+    assert (created["plan"], created["charge_type"]) == ("mu", "post_paid")
 
 
 @pytest.mark.parametrize(
@@ -241,7 +253,6 @@ def test_name_is_optional_and_defaults_to_the_deployed_model(client: TestClient)
             "InvalidParameter",
             "Invalid deploy_spec (MU9), model qwen3-8b supports: MU1, MU2, MU5",
         ),
-        ({"billing_method": None}, 400, "InvalidParameter", "billing_method must be POST_PAY"),
         ({"billing_method": "PRE_PAY"}, 400, "InvalidParameter", "billing_method must be POST_PAY"),
         ({"capacity": None}, 400, "InvalidParameter", "capacity is required"),
         (
@@ -297,6 +308,30 @@ def test_without_a_plan_the_legacy_capacity_unit_plan_is_used(client: TestClient
         "InvalidParameter",
         "deploy_spec is not supported for plan cu",
     )
+
+
+def test_a_fine_tuned_model_of_the_account_deploys_with_its_base_models_plans(client: TestClient) -> None:
+    body = {"model_name": "qwen3-8b-ft-202511132025-0260", "plan": "lora", "capacity": 1, "name": "ft"}
+    created = output(client.post(BASE, json=body))
+    assert (created["model_name"], created["base_model"], created["plan"]) == (
+        body["model_name"],
+        "qwen3-8b",
+        "lora",
+    )
+    assert re.fullmatch(r"qwen3-8b-ft-202511132025-0260-[0-9a-f]{8}", created["deployed_model"])
+    other = {**body, "model_name": "qwen3-8b-ft-202511132025-9999"}  # not among the account's models
+    assert_error(
+        client.post(BASE, json=other), 404, "NotFound", "Model: qwen3-8b-ft-202511132025-9999 not found!"
+    )
+
+
+def test_the_accounts_fine_tuned_models_are_settings(clock: FakeClock) -> None:
+    settings = ModelStudioSettings(api_key=KEY, clock=clock, custom_models=("qwen3-32b-ft-abc",))
+    with TestClient(build_modelstudio_app(settings), headers={"Authorization": f"Bearer {KEY}"}) as mine:
+        custom = output(mine.get(f"{BASE}/models", params={"model_source": "custom"}))["models"]
+        assert [m["model_name"] for m in custom] == ["qwen-plus-ft-20230703-cx7f", "qwen3-32b-ft-abc"]
+    with pytest.raises(CatalogueError, match="not <catalogue model>-ft-<id>"):
+        load_catalogue().with_custom(["my-own-model"])
 
 
 def test_lora_capacity_defaults_to_one_step(client: TestClient) -> None:
@@ -455,7 +490,10 @@ def test_update_changes_limits_on_mu_only(client: TestClient) -> None:
         client.put(f"{BASE}/{dm}/update", json={"rpm_limit": -1}), 400, "InvalidParameter", "rpm_limit"
     )
     updated = output(client.put(f"{BASE}/{dm}/update", json={"tpm_limit": 50000}))
-    assert (updated["status"], updated["tpm_limit"], updated["rpm_limit"]) == ("UPDATING", 50000, None)
+    assert (updated["status"], updated["tpm_limit"]) == ("UPDATING", 50000)
+    assert "rpm_limit" not in updated  # never set: left out
+    updated = output(client.put(f"{BASE}/{dm}/update", json={"rpm_limit": 120}))
+    assert (updated["rpm_limit"], updated["tpm_limit"]) == ("120", 50000)  # String, as documented
     assert status(client, dm) == "RUNNING"
     ptu = output(client.post(BASE, json=PTU))["deployed_model"]
     assert_error(
@@ -468,8 +506,10 @@ def test_update_changes_limits_on_mu_only(client: TestClient) -> None:
 
 def test_delete_answers_deleting_then_the_deployment_is_gone(slow: TestClient, clock: FakeClock) -> None:
     dm = create(slow)["deployed_model"]
-    assert output(slow.delete(f"{BASE}/{dm}"))["status"] == "DELETING"  # deleting while PENDING is allowed
-    assert output(slow.delete(f"{BASE}/{dm}"))["status"] == "DELETING"  # twice: the same answer
+    # the SDK reads a delete's output as {status} (CancelDeleteStatus); deleting while PENDING is allowed
+    assert output(slow.delete(f"{BASE}/{dm}")) == {"status": "DELETING"}
+    assert output(slow.delete(f"{BASE}/{dm}")) == {"status": "DELETING"}  # twice: the same answer
+    assert status(slow, dm) == "DELETING"
     assert_error(slow.put(f"{BASE}/{dm}/scale", json={"capacity": 4}), 409, "Conflict", "is DELETING")
     clock.advance(10)
     assert_error(slow.get(f"{BASE}/{dm}"), 404, "NotFound")
@@ -499,7 +539,10 @@ def test_deployable_models_list_the_catalogue(client: TestClient) -> None:
         "MU5": 1,
     }
     custom = output(client.get(f"{BASE}/models", params={"model_source": "custom"}))
-    assert [m["model_name"] for m in custom["models"]] == ["qwen-plus-ft-20230703-cx7f"]
+    assert [m["model_name"] for m in custom["models"]] == [
+        "qwen-plus-ft-20230703-cx7f",
+        "qwen3-8b-ft-202511132025-0260",  # the account's own fine-tuned model (seed 002's LoRA example)
+    ]
     assert_error(
         client.get(f"{BASE}/models", params={"page_size": 101}), 400, "InvalidParameter", "page_size"
     )
