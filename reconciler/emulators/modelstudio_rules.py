@@ -134,6 +134,10 @@ def create_fields(body: Mapping[str, Any], catalogue: Catalogue) -> dict[str, An
     model = catalogue.model(model_name)
     if model is None:
         raise not_found(model_name)
+    # Seed 002's request table marks name "Required: Yes"; the dashscope SDK's create (1.x
+    # Deployments.call, 2.x Client().deployments.create) has no way to send one. Requiring it
+    # would refuse every create the official client can make, so a missing name is taken (the
+    # deployment is then shown in the console by its deployed_model). This one follows the SDK.
     name = _optional_str(body, "name", 64)
     suffix = _optional_str(body, "suffix", 8)
     if suffix is not None and not _SUFFIX.fullmatch(suffix):

@@ -220,6 +220,9 @@ def test_a_capacity_of_zero_ends_stopped(client: TestClient) -> None:
 
 
 def test_name_is_taken_but_never_answered(client: TestClient) -> None:
+    """Seed 002 lists name among the request parameters only. Its request table says "Required:
+    Yes", but the official SDK's create cannot send a name: here the SDK is followed, and a
+    create without one is taken (see modelstudio_rules.create_fields)."""
     named = create(client, name="console name", suffix="n1")
     unnamed = create(client, name=None, suffix="n2")  # the official SDK's create sends no name
     assert re.fullmatch(r"qwen3-8b-[0-9a-f]{8}-n2", unnamed["deployed_model"])
