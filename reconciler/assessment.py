@@ -12,6 +12,7 @@ resource that does not exist on one side of a change costs ``0.0`` there.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -49,6 +50,22 @@ class RuleResult:
 
 
 @dataclass(frozen=True)
+class CostBasis:
+    """What one Model Studio deployment is priced as: the cost block's columns.
+
+    ``spec`` is the model unit spec (``MU1``) or ``PTU``; ``capacity`` the
+    units (``8``) or the throughput (``20,000 input + 2,000 output TPM``);
+    ``billing`` ``pay-as-you-go`` (hourly) or ``subscription`` (monthly).
+    """
+
+    model: str
+    region: str
+    spec: str
+    capacity: str
+    billing: str
+
+
+@dataclass(frozen=True)
 class CostLine:
     """The hourly cost of one resource before and after the plan (None: not known).
 
@@ -62,6 +79,7 @@ class CostLine:
     hourly_before: float | None
     hourly_after: float | None
     detail: str = ""
+    basis: CostBasis | None = None  # of the object after the plan (before it, for a deletion)
 
     @property
     def monthly_before(self) -> float | None:
@@ -193,10 +211,23 @@ def cost_to_dict(c: CostEstimate) -> dict[str, Any]:
                 "monthly_after": _money(line.monthly_after),
                 "monthly_difference": _money(line.monthly_difference),
                 "detail": line.detail,
+                "basis": None if line.basis is None else _basis_to_dict(line.basis),
             }
             for line in c.lines
         ],
     }
+
+
+def _basis_to_dict(b: CostBasis) -> dict[str, str]:
+    return dataclasses.asdict(b)
+
+
+def _basis(data: Any) -> CostBasis | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise TypeError("a cost basis must be an object")
+    return CostBasis(*(str(data[k]) for k in ("model", "region", "spec", "capacity", "billing")))
 
 
 def _number(value: Any) -> float | None:
@@ -237,6 +268,7 @@ def assessment_from_dict(data: Mapping[str, Any]) -> Assessment:
                     hourly_before=_number(line["hourly_before"]),
                     hourly_after=_number(line["hourly_after"]),
                     detail=str(line.get("detail", "")),
+                    basis=_basis(line.get("basis")),
                 )
                 for line in cost["resources"]
             ),

@@ -45,7 +45,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from reconciler.assessment import HOURS_PER_MONTH, CostEstimate, CostLine
+from reconciler.assessment import HOURS_PER_MONTH, CostBasis, CostEstimate, CostLine
 from reconciler.emulators.modelstudio_catalogue import RESOURCE, Catalogue, CatalogueError, parse_catalogue
 from reconciler.errors import UsageError
 from reconciler.plan import Action, Change, Plan
@@ -256,6 +256,29 @@ def _mu_hourly(
     return hourly * bundles, f"{shown} {_money(hourly)}/h {bundle}"
 
 
+def price_basis(attrs: Mapping[str, Any], catalogue: Catalogue, region: str | None) -> CostBasis | None:
+    """What a Model Studio deployment is priced as (plans mu and ptu); None while a part is unknown."""
+    model_name, plan = attrs.get("model_name"), attrs.get("plan", "mu")
+    if not isinstance(model_name, str) or region is None:
+        return None
+    billing = "subscription" if attrs.get("billing_method") == "PRE_PAY" else "pay-as-you-go"
+    if plan == "mu":
+        spec, capacity = attrs.get("deploy_spec"), _int(attrs.get("capacity"))
+        if not isinstance(spec, str) or capacity is None:
+            return None
+        return CostBasis(model_name, region, spec, str(capacity), billing)
+    if plan != "ptu":
+        return None
+    given = attrs.get("ptu_capacity")
+    held: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    amounts = {k: _int(held.get(k, d)) for k, d in catalogue.ptu_defaults.items()}
+    if any(v is None for v in amounts.values()):
+        return None
+    words = {"input_tpm": "input", "output_tpm": "output", "thinking_output_tpm": "thinking output"}
+    parts = [f"{amounts[k]:,} {words.get(k, k)}" for k in catalogue.ptu_defaults if amounts[k]]
+    return CostBasis(model_name, region, "PTU", " + ".join(parts or ["0"]) + " TPM", billing)
+
+
 def _hourly(
     platform: str, attrs: Mapping[str, Any] | None, catalogue: Catalogue, region: str | None
 ) -> tuple[float | None, str]:
@@ -278,7 +301,11 @@ def cost_line(change: Change, catalogue: Catalogue, region: str | None) -> CostL
         detail = why_before
     else:
         detail = why_after if exists_after else why_before
-    return CostLine(change.address, change.platform, change.kind, before, after, detail)
+    basis = None
+    if change.platform == "modelstudio":
+        priced = change.after if exists_after else change.before
+        basis = price_basis(priced, catalogue, region) if priced is not None else None
+    return CostLine(change.address, change.platform, change.kind, before, after, detail, basis)
 
 
 def estimate(plan: Plan, catalogue: Catalogue, region: str | None) -> CostEstimate:

@@ -73,6 +73,16 @@ class RuleResultFile(_Strict):
     override: bool = Field(description="Whether `apply --allow-policy-override RULE` may proceed anyway.")
 
 
+class CostBasisFile(_Strict):
+    """What a Model Studio deployment is priced as (the cost block's columns)."""
+
+    model: str
+    region: str
+    spec: str = Field(description="The model unit spec (MU1) or PTU.")
+    capacity: str = Field(description="Units (8), or the throughput (20,000 input + 2,000 output TPM).")
+    billing: Literal["pay-as-you-go", "subscription"]
+
+
 class CostLineFile(_Strict):
     """The cost of one resource before and after the plan; null means not known (never zero)."""
 
@@ -85,6 +95,9 @@ class CostLineFile(_Strict):
     monthly_after: float | None
     monthly_difference: float | None
     detail: str = Field(description="How the price was found, or why it is unknown.")
+    basis: CostBasisFile | None = Field(
+        default=None, description="What the object after the plan (before it, for a deletion) is priced as."
+    )
 
 
 class CostFile(_Strict):

@@ -128,16 +128,23 @@ def _cost(comment: Comment, plan: Plan, cost: CostEstimate) -> None:
         (line for line in changed if line.priced), key=lambda line: -abs(line.monthly_difference or 0.0)
     )
     if cost.priced:
-        rows = ["| resource | before | after | difference | price |", "|---|---:|---:|---:|---|"]
+        rows = [
+            "| resource | model | region | spec | capacity | billing | hourly "
+            "| monthly before | monthly after | difference |",
+            "|---|---|---|---|---|---|---:|---:|---:|---:|",
+        ]
         for line in priced[:LISTED]:
             before, after, diff = review.cost_row(line)
-            rows.append(f"| `{line.address}` | {before} | {after} | {diff} | {cell(line.detail, 200)} |")
+            basis = " | ".join(cell(part, 80) for part in review.basis_cells(line))
+            hourly = review.hourly(line)
+            rows.append(f"| `{line.address}` | {basis} | {hourly} | {before} | {after} | {diff} |")
         if len(priced) > LISTED:
-            rows.append(f"| ... and {len(priced) - LISTED} more changed resources | | | | |")
+            rows.append(f"| ... and {len(priced) - LISTED} more changed resources | | | | | | | | | |")
         rows.append(
-            f"| **all priced resources** | **{review.money(cost.monthly_before)}** "
+            "| **all priced resources** | | | | | | "
+            f"| **{review.money(cost.monthly_before)}** "
             f"| **{review.money(cost.monthly_after)}** "
-            f"| **{review.money(cost.monthly_difference, sign=True)}** | |"
+            f"| **{review.money(cost.monthly_difference, sign=True)}** |"
         )
         comment.items(rows)
     else:

@@ -113,7 +113,10 @@ def _cost_lines(plan: Plan, cost: CostEstimate) -> list[str]:
     width = max((len(line.address) for line in priced), default=0)
     for line in priced:
         before, after, diff = review.cost_row(line)
-        lines.append(f"  {line.address.ljust(width)}  {before} -> {after} ({diff})  {line.detail}")
+        lines.append(
+            f"  {line.address.ljust(width)}  {review.hourly(line)}/h, {before} -> {after} ({diff})/month  "
+            f"{review.basis_words(line)}"
+        )
     if cost.priced:
         lines.append(f"  Total of the priced resources: {review.cost_totals(cost)}")
     else:

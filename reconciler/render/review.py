@@ -56,3 +56,30 @@ def cost_row(line: CostLine) -> tuple[str, str, str]:
         money(line.monthly_after),
         money(line.monthly_difference, sign=True),
     )
+
+
+def hourly(line: CostLine) -> str:
+    """The hourly price the plan leaves (the one it removes, for a deletion), to the tenth of a cent
+    as the price tables give it (``$2.888``)."""
+    gone = line.hourly_after == 0.0 and line.hourly_before
+    value = line.hourly_before if gone else line.hourly_after
+    if value is None:
+        return "unknown"
+    text = f"${value:,.3f}"
+    text = text[:-1] if text.endswith("0") else text
+    return f"{text} (removed)" if gone else text
+
+
+def basis_cells(line: CostLine) -> tuple[str, str, str, str, str]:
+    """Model, region, spec, capacity and billing of a priced line (empty when not known)."""
+    b = line.basis
+    return ("", "", "", "", "") if b is None else (b.model, b.region, b.spec, b.capacity, b.billing)
+
+
+def basis_words(line: CostLine) -> str:
+    """``qwen3-32b in ap-southeast-1, MU1 x 8, pay-as-you-go`` (the detail when the basis is unknown)."""
+    b = line.basis
+    if b is None:
+        return line.detail
+    amount = f"{b.spec} x {b.capacity}" if b.spec != "PTU" else f"PTU {b.capacity}"
+    return f"{b.model} in {b.region}, {amount}, {b.billing}"

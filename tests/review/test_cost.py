@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from reconciler import cost
-from reconciler.assessment import Assessment, CostEstimate, CostLine, assessment_from_dict, assessment_to_dict
+from reconciler.assessment import (
+    Assessment,
+    CostBasis,
+    CostEstimate,
+    CostLine,
+    assessment_from_dict,
+    assessment_to_dict,
+)
 from reconciler.errors import UsageError
 from reconciler.plan import Action, Change, Plan
 from reconciler.schemas import PlanFile
@@ -180,6 +187,10 @@ def test_plan_shows_the_seed_deployment_at_2888_an_hour(tmp_path: Path) -> None:
     c = doc["assessment"]["cost"]
     (line,) = [r for r in c["resources"] if r["address"] == "deployments.qwen"]
     assert (line["hourly_before"], line["hourly_after"], line["monthly_after"]) == (0.0, 2.888, 2108.24)
+    assert line["basis"] == {
+        "model": "qwen3-8b", "region": "cn-beijing", "spec": "MU5", "capacity": "1",
+        "billing": "pay-as-you-go",
+    }  # fmt: skip
     assert (c["hours_per_month"], c["region"], c["monthly_after"], c["unpriced"]) == (
         730, "cn-beijing", 2108.24, ["workspaces.main"]
     )  # fmt: skip
@@ -187,8 +198,13 @@ def test_plan_shows_the_seed_deployment_at_2888_an_hour(tmp_path: Path) -> None:
     code, text, _ = run(tmp_path, "plan", "seed.yaml")
     assert "Monthly cost estimate (USD; monthly = hourly price x 730 hours):" in text
     assert (
-        "deployments.qwen  $0.00 -> $2,108.24 (+$2,108.24)  "
-        "qwen3-8b MU5 capacity 1 in cn-beijing: 1 x $2.888/h (MU5 x 1)" in text
+        "deployments.qwen  $2.888/h, $0.00 -> $2,108.24 (+$2,108.24)/month  "
+        "qwen3-8b in cn-beijing, MU5 x 1, pay-as-you-go" in text
+    )
+    code, markdown, _ = run(tmp_path, "plan", "seed.yaml", "--format", "markdown")
+    assert (
+        "| `deployments.qwen` | qwen3-8b | cn-beijing | MU5 | 1 | pay-as-you-go | $2.888 "
+        "| $0.00 | $2,108.24 | +$2,108.24 |" in markdown
     )
     assert "Unknown, not in the totals (DataArts Fabric publishes no prices): workspaces.main" in text
 
@@ -203,3 +219,32 @@ def test_plan_shows_the_seed_deployment_at_2888_an_hour(tmp_path: Path) -> None:
     )
     assert json.loads(out)["assessment"]["pricing_files"] == [str(prices)]
     assert json.loads(out)["assessment"]["cost"]["monthly_after"] == 730.0
+
+
+def test_the_cost_block_names_model_region_spec_capacity_and_billing_of_each_deployment() -> None:
+    ptu = {"model_name": "qwen-flash-2025-07-28", "plan": "ptu",
+           "ptu_capacity": {"input_tpm": 20000, "output_tpm": 2000}}  # fmt: skip
+    subscription = {"model_name": "qwen3-8b", "plan": "mu", "deploy_spec": "MU1", "capacity": 4,
+                    "billing_method": "PRE_PAY"}  # fmt: skip
+
+    def line(address: str, action: Action, region: str, **attrs: Any) -> CostLine:
+        return cost.cost_line(
+            Change(address, "modelstudio", "deployment", action, **attrs), CATALOGUE, region
+        )
+
+    lines = {
+        "ptu": line("d.ptu", Action.CREATE, "ap-southeast-1", after=ptu),
+        "sub": line("d.sub", Action.CREATE, "cn-beijing", after=subscription),
+        "gone": line("d.gone", Action.DELETE, "cn-beijing", before=subscription),
+    }
+    assert lines["ptu"].basis == CostBasis(
+        "qwen-flash-2025-07-28", "ap-southeast-1", "PTU", "20,000 input + 2,000 output TPM", "pay-as-you-go"
+    )
+    assert lines["sub"].basis == CostBasis("qwen3-8b", "cn-beijing", "MU1", "4", "subscription")
+    assert lines["gone"].basis == lines["sub"].basis  # a deletion shows what it removes
+    # subscription: the monthly price of two MU1 x 2 bundles, 730 hours to the month
+    assert round(lines["sub"].monthly_after or 0, 2) == round(2 * 7183.564, 2)
+    back = assessment_from_dict(assessment_to_dict(Assessment(cost=CostEstimate(tuple(lines.values())))))
+    assert back.cost is not None and [line.basis for line in back.cost.lines] == [
+        line.basis for line in lines.values()
+    ]
