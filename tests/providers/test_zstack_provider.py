@@ -488,3 +488,75 @@ def test_a_lost_create_is_found_by_its_resource_uuid_and_never_by_a_namesake() -
         assert group.id == "c" * 32
 
     run(emulated(), body)
+
+
+def test_request_bodies_as_the_go_sdk_and_seed_003_send_them() -> None:
+    """Add and Deploy wrap their fields in ``params`` with the client token as ``resourceUuid``
+    (Go SDK AddModelServiceParam, DeployModelServiceParam); UpdateModelService sends them flat,
+    as seed 003's example does (the Go SDK wraps them: the page is followed)."""
+    recorder = Recorder()
+
+    async def body(p: ZStackProvider) -> None:
+        service = await p.create(SERVICE, p.desired(SERVICE, service_attrs(), {}), token="5" * 32)
+        group = await p.create(GROUP, p.desired(GROUP, group_attrs(), ref(service)), token="6" * 32)
+        assert (service.id, group.id) == ("5" * 32, "6" * 32)
+        await p.update(SERVICE, service, p.desired(SERVICE, service_attrs(description="new"), {}))
+
+    run(emulated(recorder=recorder), body)
+    sent = {(r.method, r.url.path): json.loads(r.content) for r in recorder.requests if r.content}
+    add = sent[("POST", "/zstack/v1/ai/model-services")]
+    assert list(add) == ["params"] and add["params"]["resourceUuid"] == "5" * 32
+    deploy = sent[("PUT", f"/zstack/v1/ai/model-services/{'5' * 32}/actions")]
+    assert list(deploy) == ["params"] and deploy["params"]["resourceUuid"] == "6" * 32
+    assert deploy["params"]["zoneUuid"] == ZONE_1_UUID and deploy["params"]["name"] == "chat-group"
+    update = sent[("PUT", f"/zstack/v1/ai/model-services/{'5' * 32}")]
+    assert update["description"] == "new" and "params" not in update and "updateModelService" not in update
+
+
+def test_update_model_service_answered_with_a_job_is_followed() -> None:
+    """Seed 003 says synchronous; a platform answering 202 with a job location is polled to its result."""
+    uuid, job = "7" * 32, "8" * 32
+    polls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == LOGIN:
+            return httpx.Response(200, json={"inventory": {"uuid": "1" * 32}})
+        if request.url.path == f"/zstack/v1/ai/model-services/{uuid}" and request.method == "PUT":
+            return httpx.Response(202, json={"location": f"http://mn.internal/zstack/v1/api-jobs/{job}"})
+        assert request.url.path == f"/zstack/v1/api-jobs/{job}", request.url.path
+        polls.append(request.url.path)
+        if len(polls) < 3:
+            return httpx.Response(202)
+        inventory = {"uuid": uuid, "name": "chat", "description": "by job", "requestCpu": 2}
+        return httpx.Response(200, json={"inventory": inventory})
+
+    live = Live(id=uuid, attributes={"name": "chat", "description": "old"})
+    updated = run(
+        provider_for(httpx.MockTransport(handler)),
+        lambda p: p.update(SERVICE, live, {"description": "by job"}),
+    )
+    assert updated.attributes["description"] == "by job" and updated.attributes["requestCpu"] == 2
+    assert len(polls) == 3  # 202, 202, then the result
+
+
+def test_group_statuses_map_to_phases_and_an_unknown_one_is_an_error() -> None:
+    from reconciler.providers.base import Phase
+    from reconciler.providers.zstack_schema import GROUP_LIFECYCLE, GroupStatus
+
+    phases = {status.value: GROUP_LIFECYCLE.statuses[status] for status in GroupStatus}
+    assert phases == {
+        "Deploying": Phase.IN_PROGRESS,
+        "ServiceBootingUp": Phase.IN_PROGRESS,
+        "Running": Phase.READY,
+        "Failed": Phase.FAILED,
+        "Deleting": Phase.DELETING,
+    }
+    provider = emulated()
+    booting = Live(id="9" * 32, attributes={}, status="ServiceBootingUp")
+    assert provider.settled(GROUP, booting.id, booting, "ready") is False
+    with pytest.raises(ProviderError) as caught:
+        provider.settled(GROUP, booting.id, Live(id=booting.id, attributes={}, status="Hibernating"), "ready")
+    assert caught.value.code == "unknown_status" and "Hibernating" in str(caught.value)
+    service = Live(id="a" * 32, attributes={"name": "chat"})
+    assert provider.settled(SERVICE, service.id, service, "ready") is True  # no status: present is ready
+    run(provider, lambda p: asyncio.sleep(0))
