@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reconciler.errors import ProviderError, UsageError
+from reconciler.plan import Action, Change, Plan
 from reconciler.providers.base import Live, Provider
 from reconciler.state.document import ResourceState, StateDoc
 
@@ -108,6 +109,53 @@ async def find_untracked(
         return found[0] if found else None
     live = await provider.find(kind, name, scope, token=token)
     return live if live is not None and live.id not in recorded else None
+
+
+async def unmanaged_namesakes(
+    plan: Plan, state: StateDoc | None, providers: Mapping[str, Provider], stack_file: str
+) -> list[str]:
+    """A message for each create whose identity an object this state never recorded already carries.
+
+    Such an object is someone else's (another stack's, or made by hand): creating
+    it again collides with it, and a create retry or a crash recovery that found
+    it by name would take it. So the plan refuses, and names the way to adopt it
+    on purpose (``reconciler import``). Kinds created with a client-chosen id
+    (ZStack ``resourceUuid``) need no check: their recovery looks up that id
+    only. One list call per (platform, kind, scope) with creates; a create
+    whose parent is not made yet has an unknown scope, hence no namesake.
+    """
+    recorded = {rs.id for rs in state.resources.values()} if state else set()
+    groups: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[Change]] = {}
+    for c in plan.changes:
+        if c.action not in (Action.CREATE, Action.REPLACE) or not c.name or c.after is None:
+            continue
+        provider = providers.get(c.platform)
+        spec = provider.kinds.get(c.kind) if provider else None
+        if provider is None or spec is None or spec.client_id or not spec.listable:
+            continue
+        scope = provider.scope_of(c.kind, c.after)
+        if all(isinstance(v, str) for v in scope.values()):
+            groups.setdefault((c.platform, c.kind, tuple(sorted(scope.items()))), []).append(c)
+
+    async def one(key: tuple[str, str, tuple[tuple[str, str], ...]], changes: list[Change]) -> list[str]:
+        platform, kind, scope = key
+        provider = providers[platform]
+        spec = provider.kinds[kind]
+        taken = {
+            live.name: live
+            for live in await provider.list(kind, dict(scope))
+            if live.name and live.id not in recorded and not spec.phase(live.id, live).absent
+        }
+        return [
+            f"{c.address}: {platform} {kind} {c.name} ({taken[c.name].id}) exists, not managed by this "
+            f"stack: import it with `reconciler import {stack_file} {c.address} {taken[c.name].id}`, "
+            "or give the stack's object another name"
+            for c in changes
+            if c.name in taken
+        ]
+
+    found = await asyncio.gather(*(one(key, changes) for key, changes in groups.items()))
+    return [message for messages in found for message in messages]
 
 
 @dataclass(frozen=True)
