@@ -52,6 +52,14 @@ def test_every_view_a_field_names_is_written_down_or_opaque() -> None:
     assert route("PUT", f"{SERVICES}/{'a' * 32}") is not None
 
 
+def test_every_route_the_emulator_serves_has_a_documented_answer() -> None:
+    from reconciler.emulators import zstack
+
+    for path, method, _ in zstack.ROUTES:
+        concrete = zstack.PREFIX + path.replace("{uuid}", "a" * 32)
+        assert route(method, concrete) is not None, (method, path)
+
+
 def test_the_group_view_has_none_of_the_deploy_inputs() -> None:
     group = view_shape("ModelServiceInstanceGroupInventoryView")
     inputs = ("zoneUuid", "cpuNum", "memorySize", "environmentVariables", "startupParameters")
