@@ -134,7 +134,8 @@ def expand(plan: Plan, state: StateDoc | None) -> tuple[dict[str, Step], dict[st
         elif step.op == "delete-deposed":
             needs[key].add(f"create {addr}")
             for y in recorded_dependants.get(addr, []) + desired_dependants.get(addr, []):
-                needs[key] |= {k for k in (f"create {y}", f"update {y}", f"delete {y}") if k in steps}
+                after = (f"create {y}", f"update {y}", f"delete {y}", f"delete-deposed {y}")
+                needs[key] |= {k for k in after if k in steps}
         needs[key].discard(key)
     return steps, needs
 

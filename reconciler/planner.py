@@ -191,6 +191,28 @@ def _with_create_defaults(change: Change, spec: KindSpec, seed: str) -> Change:
     return replace(change, after=after, name=spec.identity_of(after))
 
 
+def _propagate_create_before_destroy(changes: list[Change]) -> list[Change]:
+    """Terraform's rule: the replaced resources a create_before_destroy replacement depends on are
+    replaced create-before-destroy too.
+
+    Else the dependency's old object would have to go first, while the old
+    dependant (kept until its successor is ready) still uses it: the platform
+    refuses that delete, and the plan never applies. ``changes`` are in
+    dependency order, so walking them backwards reaches every dependant first.
+    """
+    by_address = {c.address: i for i, c in enumerate(changes)}
+    out = list(changes)
+    for i in range(len(out) - 1, -1, -1):
+        c = out[i]
+        if not (c.action is Action.REPLACE and c.create_before_destroy):
+            continue
+        for d in c.depends_on:
+            j = by_address.get(d)
+            if j is not None and out[j].action is Action.REPLACE and not out[j].create_before_destroy:
+                out[j] = replace(out[j], create_before_destroy=True)
+    return out
+
+
 def diff_outputs(outputs: Mapping[str, Any], state: StateDoc | None) -> tuple[AttrChange, ...]:
     """Outputs whose planned value differs from the recorded one (unknown ones always do)."""
     before = dict(state.outputs) if state else {}
@@ -267,6 +289,7 @@ def build_plan(
         known_ids[address], known_attrs[address] = _known(change, current, provider.kinds[res.kind])
         changes.append(change)
 
+    changes = _propagate_create_before_destroy(changes)
     gone = [a for a in recorded if a not in wanted]
     for address in _delete_order(state, gone) if state else []:
         rec = recorded[address]
