@@ -7,9 +7,10 @@ and a flat body of every field. It is sent to the ZStack emulator served on
 logged-in session, a model service added first), the body's ``<...>`` placeholders
 left as the page writes them, except ``<type>`` and ``<source>``, which must be one
 of the values the emulator checks them against (as AddModelService does; the page
-lists none): ``Endpoint`` (the page's own answer example) and ``HuggingFace``. The answer is synchronous, ``{success, inventory}`` (the page's
-``error`` is null on success, and nulls are omitted), with only the inventory fields
-the page and the Go SDK document.
+lists none): ``Endpoint`` (the page's own answer example) and ``HuggingFace``. The
+answer is synchronous, ``{success, inventory}`` (the page's ``error`` is null on
+success, and nulls are omitted), with only the inventory fields the page and the Go
+SDK document.
 
 Where the page and the Go SDK disagree the page is followed, and tested here: the body
 is flat (the Go SDK wraps it in ``params`` or ``updateModelService``), ``servicePorts``
