@@ -391,7 +391,11 @@ class Platforms:
 
 def _live(platform: str, kind: str, obj: Mapping[str, Any], key: str) -> LiveObject:
     status = obj.get("status")
-    return LiveObject(platform, kind, str(obj[key]), str(obj.get("name")), status, obj)
+    name = obj.get("name")
+    if platform == "modelstudio":  # seed 002 returns no name: <suffix>-<model> stands in for it
+        deployed, model = str(obj["deployed_model"]), str(obj["model_name"])
+        name = f"{deployed.removeprefix(model + '-').split('-', 1)[-1]}-{model}"
+    return LiveObject(platform, kind, str(obj[key]), str(name), status, obj)
 
 
 # -- the invariant ----------------------------------------------------------------------
