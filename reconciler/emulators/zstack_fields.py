@@ -106,16 +106,6 @@ class Fields:
             raise self._wrong(name, value, "a list of strings")
         return list(value)
 
-    def integer_list(self, name: str) -> Any:
-        value = self._value(name, False)
-        if value is _MISSING:
-            return None
-        if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise self._wrong(name, value, "a list of integers")
-        return list(value)
-
     def port_list(self, name: str) -> Any:
         """Ports: integers, or strings (seed 003's UpdateModelService example sends strings)."""
         value = self._value(name, False)
@@ -134,14 +124,6 @@ class Fields:
             return None
         if not isinstance(value, list):
             raise self._wrong(name, value, "a list")
-        return list(value)
-
-    def object_list(self, name: str) -> Any:
-        value = self._value(name, False)
-        if value is _MISSING:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self._wrong(name, value, "a list of objects")
         return list(value)
 
     def uuid(self, name: str, *, required: bool = False) -> Any:
