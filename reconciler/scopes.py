@@ -7,8 +7,9 @@ A scope is managed when the stack owns it or keeps resources in it:
 * Model Studio: the workspace of the provider block (``providers.modelstudio.workspace``,
   else the API key's default workspace), when the stack declares or the
   state records a Model Studio deployment; its deployments are listed;
-* ZStack: each zone an instance group of the stack is (or is to be) deployed
-  in (its ``zoneUuid``); the instance groups in it are listed. Model services
+* ZStack: each model service an instance group of the stack deploys (its
+  ``modelServiceUuid``; the documented group view carries no ``zoneUuid``);
+  the instance groups of it are listed. Model services
   are zone-less templates kept in a model center: those in the model centers
   the stack's model services use (``modelCenterUuid``) are listed.
 
@@ -37,7 +38,8 @@ CONTAINERS: Mapping[tuple[str, str], tuple[tuple[str, ...], str]] = {
 }
 #: (platform, kind listed globally) -> the attribute whose value says which scope an object is in.
 SCOPING_ATTRIBUTE: Mapping[tuple[str, str], tuple[str, str]] = {
-    ("zstack", "model_service_instance_group"): ("zoneUuid", "zone"),
+    # the documented group view (Go SDK pkg/view) carries no zoneUuid: a group is scoped by its service
+    ("zstack", "model_service_instance_group"): ("modelServiceUuid", "model service"),
     ("zstack", "model_service"): ("modelCenterUuid", "model center"),
 }
 #: Platforms whose whole account (or workspace) is one scope: platform -> the kind listed.

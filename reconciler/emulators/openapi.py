@@ -466,14 +466,16 @@ _ZSTACK_BODIES: dict[tuple[str, str], Schema] = {
         logInByAccount=obj(["accountName", "password"], accountName=STRING, password=STRING),
     ),
     (zstack.GROUP + "/actions", "PUT"): obj(
-        ["updateModelServiceInstanceGroup"], updateModelServiceInstanceGroup=_GROUP_UPDATE
+        updateModelServiceInstanceGroup=_GROUP_UPDATE, params=_GROUP_UPDATE
     ),
     ("/model-service-instance-groups/{uuid}", "PUT"): obj(
-        ["updateModelServiceInstanceGroup"], updateModelServiceInstanceGroup=_GROUP_UPDATE
+        updateModelServiceInstanceGroup=_GROUP_UPDATE, params=_GROUP_UPDATE
     ),
     ("/ai/model-services", "POST"): obj(["params"], params=_SERVICE),
     (zstack.SERVICE, "PUT"): obj(updateModelService=_SERVICE, params=_SERVICE, **_SERVICE_FIELDS),
-    (zstack.SERVICE + "/actions", "PUT"): obj(updateModelService=_SERVICE, deployModelService=_DEPLOY),
+    (zstack.SERVICE + "/actions", "PUT"): obj(
+        updateModelService=_SERVICE, deployModelService=_DEPLOY, params=_DEPLOY
+    ),
 }
 
 

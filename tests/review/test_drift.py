@@ -128,7 +128,8 @@ def test_zstack_drift_of_each_kind(cloud: Cloud) -> None:
     assert [(r["kind"], r["name"], r["id"]) for r in found["unmanaged"]] == [
         ("model_service_instance_group", "by-hand", made["inventory"]["uuid"])
     ]
-    assert found["unmanaged"][0]["where"] == f"zstack zone {ZONE}"
+    # the documented group view has no zoneUuid: unmanaged groups are looked for beside the stack's services
+    assert found["unmanaged"][0]["where"] == f"zstack model service {service}"
 
 
 def test_drift_markdown_report_goes_to_a_file_and_ignore_changes_is_honoured(cloud: Cloud) -> None:
@@ -190,7 +191,7 @@ def test_managed_scopes_follow_what_the_stack_records_and_declares() -> None:
     for rs in (
         ResourceState(address="workspaces.w", platform="fabric", kind="workspace", id="ws-1", name="ml"),
         ResourceState(address="deployments.g", platform="zstack", kind="model_service_instance_group",
-                      id="g-1", attributes={"zoneUuid": "zone-a"}),
+                      id="g-1", attributes={"modelServiceUuid": "svc-a"}),
     ):  # fmt: skip
         state = state.with_resource(rs)
     ms = ResourceSpec("deployments.q", "deployments", "q", "modelstudio", "deployment", {})
@@ -202,7 +203,7 @@ def test_managed_scopes_follow_what_the_stack_records_and_declares() -> None:
         ("fabric", "model", {"workspace_id": "ws-1"}, None, []),
         ("fabric", "service_instance", {"workspace_id": "ws-1"}, None, []),
         ("modelstudio", "deployment", {}, None, []),
-        ("zstack", "model_service_instance_group", {}, "zoneUuid", ["zone-a"]),
+        ("zstack", "model_service_instance_group", {}, "modelServiceUuid", ["svc-a"]),
     ]
     assert scopes[3].where == "modelstudio workspace team-a"
     assert managed_scopes(Stack("s", "s.yaml", {}, {}, {}, {}, {}, "d"), state, None) == ()
