@@ -199,12 +199,13 @@ def test_a_lost_answer_on_model_studio_still_makes_the_deployment(make_client: A
     client = make_client(only("lost"))
     headers = {"Authorization": "Bearer emulator-key"}
     body = {"model_name": "qwen3-8b", "plan": "mu", "deploy_spec": "MU1", "capacity": 4, "name": "chat"}
-    body["billing_method"] = "POST_PAY"
+    body.update(billing_method="POST_PAY", suffix="lost1")
     with pytest.raises(httpx.TransportError):
         client.post("/api/v1/deployments", json=body, headers=headers)
     listed = client.get("/api/v1/deployments", headers=headers)
     assert listed.status_code == 200, listed.text
-    assert [d["name"] for d in listed.json()["output"]["deployments"]] == ["chat"]
+    (made,) = listed.json()["output"]["deployments"]
+    assert made["model_name"] == "qwen3-8b" and made["deployed_model"].endswith("-lost1")
 
 
 def test_a_lost_create_through_the_provider_client_is_a_retryable_transport_error() -> None:
