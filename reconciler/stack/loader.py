@@ -81,6 +81,7 @@ class _Loader:
         self.doc = Document(file)
         self.keys: dict[str, list[str]] = {s: [] for s in SECTIONS}
         self.addresses: set[str] = set()
+        self.valid: set[str] = set()  # addresses whose resource validated (set by resources())
 
     # -- reporting --------------------------------------------------------------------------------
 
@@ -215,12 +216,38 @@ class _Loader:
                     valid[f"{section}.{key}"] = adapter.validate_python(raw)
                 except ValidationError as exc:
                     self.errors(exc, root or models.RESOURCE_TYPES[section], (section, key))
+        self.valid = set(valid)
         return valid
 
     def missing(self, section: str, key: str) -> str:
         if section not in SINGULAR:
             return f"no section {section!r}{models.allowed(section, SECTIONS)}"
         return f"no {SINGULAR[section]} {key!r} in {section}{models.suggestion(key, self.keys[section])}"
+
+    def wrong_kind(
+        self, rendered: Mapping[str, Any], section: str, raw: Mapping[str, Any], field: str, target: str
+    ) -> str | None:
+        """Why the resource ``raw[field]`` names cannot be referenced there (another platform's kind)."""
+        platform = raw.get("platform") or "fabric"
+        theirs = (rendered.get(target) or {}).get(raw[field])
+        if not isinstance(theirs, dict) or not isinstance(platform, str):
+            return None
+        other = theirs.get("platform") or "fabric"
+        their_class = models.resource_class(target, theirs)
+        own_class = models.resource_class(section, raw)
+        if other == platform or their_class is None or own_class is None:
+            return None
+        same = [
+            k
+            for k, r in _items(rendered.get(target))
+            if isinstance(r, dict) and (r.get("platform") or "fabric") == platform
+        ]
+        wanted = f"a {platform} {SINGULAR[target]}"
+        allowed = f"; {platform} {target} here: {', '.join(same)}" if same else f"; none in {target}"
+        return (
+            f"{raw[field]!r} is a {other} {their_class.kind}; a {platform} {own_class.kind}'s {field} "
+            f"must be {wanted}{allowed}"
+        )
 
     def references(
         self, rendered: Mapping[str, Any], deferred: Iterable[tuple[Loc, Deferred]]
@@ -237,6 +264,10 @@ class _Loader:
                     value = raw.get(field)
                     if isinstance(value, str) and f"{target}.{value}" in self.addresses:
                         needs.add(f"{target}.{value}")
+                        checked = cls is not None and f"{section}.{key}" in self.valid
+                        wrong = self.wrong_kind(rendered, section, raw, field, target) if checked else None
+                        if wrong:
+                            self.report((section, key, field), wrong)
                     elif isinstance(value, str):
                         self.report((section, key, field), self.missing(target, value))
                 depends_on = raw.get("depends_on")
