@@ -79,7 +79,8 @@ def target_stack(before: StateDoc, plan: Plan, providers: Mapping[str, Provider]
             if dep in kept and dep in specs:
                 for value, attr in _server_values(kept[dep], specs[dep].read_only).items():
                     sources[value] = (dep, attr)
-        attributes = live_before.get(address) or rs.attributes
+        # input-only values (a Model Studio name, a Fabric public_access) are never live: the recorded ones
+        attributes = spec.with_inputs(live_before.get(address) or rs.attributes, rs.attributes)
         attrs, refs = _link(_strip(attributes, spec.read_only), sources)
         section, _, key = address.partition(".")
         resources[address] = ResourceSpec(

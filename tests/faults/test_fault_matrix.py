@@ -146,7 +146,8 @@ def test_apply_under_faults_converges_or_rolls_back_fully(kind: str, outcomes: d
     if kind == "fail-provisioning":
         assert first.run.code == 1 and ROLLED_BACK in first.run.err, context
         doomed_failure = (
-            "insufficient resources",  # Fabric CREATE_FAILED / FAILED, Model Studio FAILED
+            "insufficient resources",  # Fabric CREATE_FAILED / FAILED
+            "is FAILED",  # Model Studio (seed 002 returns no failure message)
             "is Failed",  # ZStack
         )
         assert any(text in first.run.err for text in doomed_failure), context
@@ -195,7 +196,7 @@ def test_model_studio_fails_the_provisioning_of_doomed_names_in_either_app() -> 
                 made[name] = answer.json()["output"]["deployed_model"]
             failed = (await c.get(f"/deployments/{made['chat-doomed']}")).json()["output"]
             assert failed["status"] == "FAILED" and failed["ready_capacity"] == 0
-            assert "insufficient resources" in failed["message"] and made["chat-doomed"] in failed["message"]
+            assert "message" not in failed  # seed 002 documents no failure message
             fine = (await c.get(f"/deployments/{made['chat']}")).json()["output"]
             assert fine["status"] == "RUNNING" and "message" not in fine
             # a failed deployment cannot change; it can be deleted
