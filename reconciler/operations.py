@@ -18,13 +18,13 @@ from reconciler import cost, policy, timings
 from reconciler.applier import Applier, ApplyReport, Event, now_iso
 from reconciler.assessment import Assessment
 from reconciler.drift import DriftReport, detect, recorded_state, refresh_only_plan
-from reconciler.errors import ReconcilerError, UsageError
+from reconciler.errors import PolicyError, ReconcilerError, UsageError
 from reconciler.plan import Action, Plan, check_current
 from reconciler.planner import build_plan
 from reconciler.policy import check_blocked, enforce
 from reconciler.providers import build_provider
 from reconciler.providers.base import Provider
-from reconciler.refresh import recover, refresh
+from reconciler.refresh import recover, refresh, unmanaged_namesakes
 from reconciler.rollback import restore_deposed, target_stack
 from reconciler.scopes import managed_scopes, unmanaged
 from reconciler.stack import load_stack
@@ -139,6 +139,11 @@ async def plan_async(
             created_at=now_iso(),
             keep_blocked=keep_blocked or refresh_only,
         )
+    if not destroy and not refresh_only:
+        with timings.measure("refresh.namesakes"):
+            taken = await unmanaged_namesakes(plan, state, providers, stack.file)
+        if taken:
+            raise PolicyError("\n".join(taken))
     if refresh_only:
         plan = refresh_only_plan(
             stack,

@@ -133,7 +133,10 @@ async def unmanaged_namesakes(
         spec = provider.kinds.get(c.kind) if provider else None
         if provider is None or spec is None or spec.client_id or not spec.listable:
             continue
-        scope = provider.scope_of(c.kind, c.after)
+        try:
+            scope = provider.scope_of(c.kind, c.after)
+        except ValueError:  # the parent is not made yet: its scope, and any namesake in it, cannot exist
+            continue
         if all(isinstance(v, str) for v in scope.values()):
             groups.setdefault((c.platform, c.kind, tuple(sorted(scope.items()))), []).append(c)
 
