@@ -11,16 +11,12 @@ goes through the CLI: apply, and a plan that has nothing to do.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 from click.testing import CliRunner
 
@@ -28,6 +24,7 @@ from reconciler.cli import cli
 from reconciler.emulators.modelstudio import ModelStudioSettings, build_modelstudio_app
 from tests.documented.modelstudio import COMMON, deployment_shape, router, wrong_types
 from tests.documented.shapes import extras
+from tests.seeds.serving import served
 
 SETTINGS = ModelStudioSettings(provision_seconds=0)
 DASHSCOPE_API_KEY = SETTINGS.api_key
@@ -69,24 +66,8 @@ EXAMPLES = {"ptu": PTU, "mu": MU, "lora": LORA}
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
     """The Model Studio emulator served by uvicorn in a thread: ``http://127.0.0.1:PORT``."""
-    server = uvicorn.Server(
-        uvicorn.Config(build_modelstudio_app(SETTINGS), log_level="warning", lifespan="off", ws="none")
-    )
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the emulator did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
+    with served(build_modelstudio_app(SETTINGS)) as url:
+        yield url
 
 
 def documented(method: str, path: str, response: httpx.Response) -> dict[str, Any]:

@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
 
 from reconciler.cli import cli
@@ -38,6 +35,7 @@ from reconciler.emulators.store import Store
 from reconciler.emulators.zstack import MODEL_CENTER_UUID, ZStackSettings, build_zstack_app
 from tests.documented.shapes import extras
 from tests.documented.zstack import update_model_service, view_shape
+from tests.seeds.serving import served
 
 SETTINGS = ZStackSettings(provision_seconds=0)
 API = "/zstack/v1"
@@ -67,23 +65,8 @@ SHOWN = {  # what the inventory must now say, from the body
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
     """The ZStack emulator served by uvicorn in a thread: ``http://127.0.0.1:PORT``."""
-    app = build_zstack_app(SETTINGS, Store())
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the emulator did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
+    with served(build_zstack_app(SETTINGS, Store())) as url:
+        yield url
 
 
 def session_of(http: httpx.Client) -> str:
