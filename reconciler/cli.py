@@ -742,14 +742,16 @@ def graph(stack: str, fmt: str, variables: tuple[str, ...], var_files: tuple[str
 
 @cli.command("force-unlock")
 @click.argument("stack", type=click.Path(dir_okay=False))
+@click.argument("lock_id")
 @var_option
 @var_file_option
-def force_unlock(stack: str, variables: tuple[str, ...], var_files: tuple[str, ...]) -> int:
-    """Remove a state lock left by a run that died. Check nobody is running first."""
+def force_unlock(stack: str, lock_id: str, variables: tuple[str, ...], var_files: tuple[str, ...]) -> int:
+    """Remove the state lock LOCK_ID (the id the lock message shows) of a run on another host
+    that is gone. A lock of a dead process on this host is taken over by the next run by itself."""
     from reconciler.state import transfer
 
     _, loaded = _load(stack, variables, var_files)
-    click.echo(transfer.force_unlock(operations.backend_for(loaded)))
+    click.echo(transfer.force_unlock(operations.backend_for(loaded), lock_id))
     return 0
 
 

@@ -168,5 +168,8 @@ class MemoryBackend:
 
         return contextlib.nullcontext()
 
+    def lock_holder(self) -> None:
+        return None
+
     def force_unlock(self) -> None:
         return None

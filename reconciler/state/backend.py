@@ -49,6 +49,11 @@ class LockInfo:
         """Stands for a holder whose lock record cannot be read."""
         return cls(id="unknown", who="unknown", pid=0, command="unknown", since="unknown")
 
+    @property
+    def host(self) -> str:
+        """The host of ``who`` (``user@host``)."""
+        return self.who.rpartition("@")[2]
+
     def describe(self) -> str:
         return (
             f"locked by {self.who} (pid {self.pid}, `{self.command}`) since {self.since}; lock id {self.id}"
@@ -104,6 +109,8 @@ class Backend(Protocol):
     def write(self, doc: StateDoc) -> None: ...
 
     def lock(self, command: str, timeout: float = 0.0) -> AbstractContextManager[LockInfo]: ...
+
+    def lock_holder(self) -> tuple[LockInfo, bool] | None: ...
 
     def force_unlock(self) -> LockInfo | None: ...
 

@@ -51,7 +51,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import socket
 import time
 import uuid
 import weakref
@@ -63,6 +65,9 @@ from reconciler.state import journal
 from reconciler.state.backend import LockInfo
 from reconciler.state.document import StateDoc, utc_timestamp
 from reconciler.state.history import UNKNOWN_COMMAND, Version, check_replaces, missing_version
+
+_LOG = logging.getLogger(__name__)
+_HOST = socket.gethostname()
 
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
@@ -439,19 +444,21 @@ class LocalBackend:
                         raise LockError(f"could not take the lock on {self.describe()}: it keeps changing")
                     continue
                 held_by, stale = holder
-                if stale:
-                    raise LockError(
-                        f"state {self.describe()} has a stale lock: {held_by.describe()}; that process "
-                        f"is gone and the lock was never released. If no one else is running "
-                        f"reconciler on stack {self.stack!r}, run `reconciler force-unlock {self.stack}`"
-                    )
+                here = held_by.host == _HOST
+                if stale and here and self._take_over(temp):
+                    gone = held_by.describe()
+                    _LOG.warning("took over the lock of %s: its holder is gone (%s)", self.describe(), gone)
+                    return fd
                 now = time.monotonic()
                 if now >= deadline:
                     waited = f" (waited {now - started:.1f}s)" if timeout > 0 else ""
-                    raise LockError(
-                        f"state {self.describe()} is {held_by.describe()}{waited}; wait for that run "
-                        "to finish and try again"
-                    )
+                    if stale:  # only on another host: its process cannot be checked from here
+                        advice = (
+                            f"if that run is gone, run `reconciler force-unlock {self.stack} {held_by.id}`"
+                        )
+                    else:
+                        advice = "wait for that run to finish and try again (or pass --lock-timeout)"
+                    raise LockError(f"state {self.describe()} is {held_by.describe()}{waited}; {advice}")
                 time.sleep(min(pause, deadline - now))
                 pause = min(pause * 2, self.poll_interval)
         except BaseException:
@@ -459,6 +466,29 @@ class LocalBackend:
             raise
         finally:
             _unlink_quietly(temp)
+
+    def _take_over(self, temp: Path) -> bool:
+        """Replace a lock file nobody flocks by ours (``temp``, flocked); False if someone was faster.
+
+        The stale file is flocked first: two runs taking over at once cannot
+        both hold it, and the loser then finds the winner's (flocked) lock.
+        """
+        try:
+            old = os.open(self.lock_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            try:
+                fcntl.flock(old, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            if not _same_file(old, self.lock_path):  # replaced or released meanwhile
+                return False
+            os.replace(temp, self.lock_path)
+            _fsync_directory(self.lock_path.parent)
+            return True
+        finally:
+            os.close(old)
 
     def _holder(self) -> tuple[LockInfo, bool] | None:
         """Who holds the lock and whether it is stale; ``None`` if there is no lock file."""
@@ -487,6 +517,10 @@ class LocalBackend:
                 _unlink_quietly(self.lock_path)
         finally:
             os.close(fd)
+
+    def lock_holder(self) -> tuple[LockInfo, bool] | None:
+        """Who holds the lock and whether it is stale (its holder is gone); None when unlocked."""
+        return self._holder()
 
     def force_unlock(self) -> LockInfo | None:
         try:

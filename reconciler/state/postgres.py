@@ -399,6 +399,18 @@ class PostgresBackend:
         finally:
             conn.close()
 
+    def lock_holder(self) -> tuple[LockInfo, bool] | None:
+        """Who holds the lock and whether it is stale (never: an advisory lock dies with its session)."""
+        classid, objid = _halves(self._key)
+        conn = self._connect("reconciler force-unlock")
+        try:
+            self._ensure_schema(conn)
+            with self._errors("unlock", conn):
+                holder = self._holder(conn, classid, objid)
+        finally:
+            conn.close()
+        return None if holder is None else (holder, False)
+
     def force_unlock(self) -> LockInfo | None:
         """End the session holding the lock (if any) and clear its record; return who held it."""
         classid, objid = _halves(self._key)

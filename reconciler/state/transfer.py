@@ -17,11 +17,12 @@ Nothing here talks to platforms (importing a live object is
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.errors import StateError, UsageError
+from reconciler.errors import LockError, StateError, UsageError
 from reconciler.stack.spec import SECTIONS
 from reconciler.state.backend import Backend
 from reconciler.state.document import ResourceState, StateDoc
@@ -218,8 +219,25 @@ def migrate(source: Backend, target: Backend, *, force: bool = False, lock_timeo
     return change
 
 
-def force_unlock(backend: Backend) -> str:
-    """Remove the lock whoever holds it; a message saying whose it was and what that did."""
+def force_unlock(backend: Backend, lock_id: str) -> str:
+    """Remove the lock ``lock_id`` (the id the lock message shows, as Terraform asks for it).
+
+    Refused when another lock holds the state, and when the holder is a live
+    process on this host (its flock is held: stopping that run is the way).
+    """
+    found = backend.lock_holder()
+    if found is None:
+        return "The state was not locked."
+    current, stale = found
+    if current.id != lock_id:
+        raise UsageError(f"{backend.describe()} is {current.describe()}, not lock {lock_id}; nothing removed")
+    from reconciler.state.local import LocalBackend
+
+    if isinstance(backend, LocalBackend) and not stale and current.host == socket.gethostname():
+        raise LockError(
+            f"{backend.describe()} is {current.describe()}, and that process is running on this host; "
+            f"stop it (kill {current.pid}) instead: a lock dies with its process"
+        )
     holder = backend.force_unlock()
     if holder is None:
         return "The state was not locked."

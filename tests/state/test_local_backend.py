@@ -324,44 +324,59 @@ class TestLocalBackend(BackendContract):
             assert f"pid {child.pid}" in message and "`reconciler apply`" in message
             assert "stale" not in message
 
-    def test_lock_of_a_killed_process_is_stale_and_never_taken_over(self, tmp_path: Path) -> None:
+    def test_lock_of_a_killed_process_is_taken_over_by_the_next_run(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
         backend = self.local(tmp_path)
         with _lock_in_subprocess(backend.path) as child:
             os.kill(child.pid, signal.SIGKILL)
             child.wait(timeout=10)
         assert backend.lock_path.exists()
-        for timeout in (0.0, 5.0):  # stale is reported at once, not waited on
-            started = time.monotonic()
-            with pytest.raises(LockError) as caught, backend.lock("reconciler apply", timeout=timeout):
-                pass
-            assert time.monotonic() - started < 2.0
-            message = str(caught.value)
-            assert "stale" in message
-            assert f"pid {child.pid}" in message
-            assert "`reconciler force-unlock demo`" in message
-        assert backend.lock_path.exists()
-        holder = backend.force_unlock()
-        assert holder is not None and holder.pid == child.pid and holder.command == "reconciler apply"
-        with backend.lock("reconciler apply") as info:
+        found = backend.lock_holder()
+        assert found is not None and found[1] and found[0].pid == child.pid  # stale: nobody flocks it
+        with caplog.at_level("WARNING", logger="reconciler"), backend.lock("reconciler apply") as info:
             assert info.pid == os.getpid()
+            assert backend.lock_holder() == (info, False)
+        (line,) = [r.getMessage() for r in caplog.records if "took over" in r.getMessage()]
+        assert f"its holder is gone (locked by {found[0].who} (pid {child.pid}" in line
+        assert not backend.lock_path.exists()  # released as usual
+
+    def test_a_live_holder_is_waited_for_and_named(self, tmp_path: Path) -> None:
+        backend = self.local(tmp_path)
+        with _lock_in_subprocess(backend.path) as child:
+            with pytest.raises(LockError) as caught, backend.lock("reconciler apply", timeout=0.0):
+                pass
+            message = str(caught.value)
+            assert f"pid {child.pid}" in message and "wait for that run to finish" in message
+            assert backend.lock_holder() is not None
+
+    def test_a_lock_of_another_host_is_not_taken_over(self, tmp_path: Path) -> None:
+        backend = self.local(tmp_path)
+        backend.lock_path.parent.mkdir(parents=True)
+        other = LockInfo(id="lock-7", who="ci@other-host", pid=4242, command="reconciler apply", since="then")
+        backend.lock_path.write_text(json.dumps(other.to_dict()))
+        with pytest.raises(LockError) as caught, backend.lock("reconciler apply"):
+            pass
+        assert "ci@other-host (pid 4242" in str(caught.value)
+        assert "`reconciler force-unlock demo lock-7`" in str(caught.value)
+        assert backend.force_unlock() == other
 
     def test_unreadable_lock_file_is_reported_not_taken_over(self, tmp_path: Path) -> None:
         backend = self.local(tmp_path)
         backend.lock_path.parent.mkdir(parents=True)
         backend.lock_path.write_text("not json")
         with (
-            pytest.raises(LockError, match=r"stale.*locked by unknown.*force-unlock"),
+            pytest.raises(LockError, match=r"locked by unknown.*force-unlock demo unknown"),
             backend.lock("reconciler apply"),
         ):
             pass
         assert backend.force_unlock() == LockInfo.unknown()
-        with backend.lock("reconciler apply"):
-            pass
 
     def test_stack_name_for_messages_can_be_given(self, tmp_path: Path) -> None:
         backend = LocalBackend(tmp_path / "x.json", stack="quickstart")
         backend.lock_path.write_text("{}")
-        with pytest.raises(LockError, match="`reconciler force-unlock quickstart`"), backend.lock("c"):
+        expected = "`reconciler force-unlock quickstart unknown`"
+        with pytest.raises(LockError, match=expected), backend.lock("c"):
             pass
 
 

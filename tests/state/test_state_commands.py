@@ -97,7 +97,7 @@ def applied(project: Project) -> Project:
 # -- rm and mv -------------------------------------------------------------------------------
 
 
-def test_rm_forgets_and_the_next_plan_creates_again(applied: Project) -> None:
+def test_rm_forgets_and_the_next_plan_refuses_to_take_the_forgotten_object(applied: Project) -> None:
     stack = str(applied.path)
     before = applied.state()
     chat = before.resources["deployments.chat"]
@@ -110,8 +110,13 @@ def test_rm_forgets_and_the_next_plan_creates_again(applied: Project) -> None:
     after = applied.state()
     assert after.serial == before.serial + 1 and sorted(after.resources) == ADDRESSES[1:]
     assert applied.run("state", "list", stack).out.split() == ADDRESSES[1:]
+    # the object is still there, and no longer this stack's: a create would collide with it
     plan = applied.run("plan", stack, "--detailed-exitcode")
-    assert plan.code == 2 and "Plan: 1 to create" in plan.out
+    assert plan.code == 1
+    assert (
+        f"deployments.chat: fabric service_instance chat-dev ({chat.id}) exists, not managed by this stack: "
+        f"import it with `reconciler import {stack} deployments.chat {chat.id}`" in plan.err
+    )
 
     missing = applied.run("state", "rm", stack, "deployments.chat", "models.nope")
     assert missing.code == 1 and "not in the state: deployments.chat, models.nope" in missing.err
@@ -229,7 +234,8 @@ def test_import_records_live_objects_so_the_next_plan_shows_no_changes(applied: 
     stack = str(applied.path)
     ids = {a: r.id for a, r in applied.state().resources.items()}
     assert applied.run("state", "rm", stack, *ADDRESSES).code == 0
-    assert applied.run("plan", stack, "--detailed-exitcode").code == 2
+    refused = applied.run("plan", stack, "--detailed-exitcode")
+    assert refused.code == 1 and "exists, not managed by this stack: import it with" in refused.err
 
     early = applied.run("import", stack, "endpoints.infer", ids["endpoints.infer"])
     assert early.code == 1
@@ -294,7 +300,7 @@ def test_lock_timeout_waits_and_force_unlock_names_the_holder(project: Project) 
     finally:
         release.set()
         holder.join(timeout=30)
-    assert project.run("force-unlock", stack).out == "The state was not locked.\n"
+    assert project.run("force-unlock", stack, "any-id").out == "The state was not locked.\n"
 
 
 def test_force_unlock_removes_a_lock_and_explains(project: Project) -> None:
@@ -303,7 +309,13 @@ def test_force_unlock_removes_a_lock_and_explains(project: Project) -> None:
     lock = backend.lock("reconciler apply")
     held = lock.__enter__()
     try:
-        result = project.run("force-unlock", stack)
+        wrong = project.run("force-unlock", stack, "not-the-id")
+        assert wrong.code == 1 and "not lock not-the-id; nothing removed" in wrong.err, wrong.err
+        result = project.run("force-unlock", stack, held.id)
+        if project.kind == "local":  # the holder is this live process: refused, the lock stays
+            assert result.code == 1 and "running on this host" in result.err, result.err
+            assert f"kill {held.pid}" in result.err
+            return
         assert result.code == 0, result.err
         assert result.out.startswith(f"Removed the lock ({held.describe()}).")
         if project.kind == "postgres":
@@ -447,7 +459,7 @@ def test_the_dsn_never_reaches_output_state_or_plan_files(
         project.run("state", "pull", stack),
         project.run("state", "history", stack),
         project.run("state", "show", stack),
-        project.run("force-unlock", stack),
+        project.run("force-unlock", stack, "no-lock"),
         project.run("plan", stack, "--format", "json"),
     ]
     assert [r.code for r in outputs] == [0] * len(outputs), [r.err for r in outputs]
