@@ -22,7 +22,7 @@ that apply does not converge (any exit but 0) or when ``plan
 platforms hold exactly what its state records, each name once; a last check
 covers all rounds together (nothing untracked anywhere).
 
-The summary (JSON, ``--out``) gives the kills, how each died, the rounds that
+The last run is in ``benchmarks/crash_campaign.json``. The summary (JSON, ``--out``) gives the kills, how each died, the rounds that
 needed a person (with the output that said why) and the duplicates or orphans
 found; the exit code is 1 when any round needed a person.
 """
