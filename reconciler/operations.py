@@ -49,10 +49,16 @@ class StackInput:
 
 def state_path(stack: Stack) -> Path:
     """The local state file; with another backend, where it would be (its directory holds local files
-    such as the embedded emulator's store)."""
+    such as the embedded emulator's store).
+
+    A relative path is relative to the stack file's directory, never to the
+    working directory: the same stack run from anywhere finds the same state.
+    """
     local = stack.backend.get("local") if stack.backend else None
-    path = (local or {}).get("path") or f"state/{stack.name}.json"
-    return Path(str(path))
+    path = Path(str((local or {}).get("path") or f"state/{stack.name}.json"))
+    if path.is_absolute() or not stack.file:
+        return path
+    return Path(stack.file).parent / path
 
 
 def backend_for(stack: Stack) -> Backend:
