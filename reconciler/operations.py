@@ -18,7 +18,7 @@ from reconciler import cost, policy, timings
 from reconciler.applier import Applier, ApplyReport, Event, now_iso
 from reconciler.assessment import Assessment
 from reconciler.drift import DriftReport, detect, recorded_state, refresh_only_plan
-from reconciler.errors import PolicyError, ReconcilerError, UsageError
+from reconciler.errors import PolicyError, ReconcilerError, StateError, UsageError
 from reconciler.plan import Action, Plan, check_current
 from reconciler.planner import build_plan
 from reconciler.policy import check_blocked, enforce
@@ -79,10 +79,17 @@ def backend_for(stack: Stack) -> Backend:
 def providers_for(stack: Stack) -> dict[str, Provider]:
     """One provider per platform block the stack has (their secrets stay inside them)."""
     state_dir = state_path(stack).parent
-    return {
-        platform: build_provider(platform, block, state_dir=state_dir)
-        for platform, block in stack.providers.items()
-    }
+    try:
+        return {
+            platform: build_provider(platform, block, state_dir=state_dir)
+            for platform, block in stack.providers.items()
+        }
+    except OSError as exc:  # the embedded emulators keep their store in the state directory
+        where = exc.filename if exc.filename is not None else state_dir
+        raise StateError(
+            f"{where} is not writable: [Errno {exc.errno}] {exc.strerror or exc}; the state directory "
+            f"{state_dir} must be a writable directory. Fix the path or its permissions and run again"
+        ) from None
 
 
 def secrets_of(providers: Mapping[str, Provider]) -> Callable[[str, str], frozenset[str]]:
@@ -204,6 +211,7 @@ async def apply_async(
         enforce(plan.assessment.policy, policy_overrides)
     if plan.refresh_only:
         return _record_refresh(plan, state, backend)
+    backend.check_writable()  # before the first platform change: an unwritable state changes nothing
     if state is None:
         state = StateDoc.new(stack.name)
     applier = Applier(plan, stack, providers, backend, state, parallelism=parallelism, progress=progress)

@@ -171,5 +171,8 @@ class MemoryBackend:
     def lock_holder(self) -> None:
         return None
 
+    def check_writable(self) -> None:
+        return None
+
     def force_unlock(self) -> None:
         return None

@@ -114,6 +114,11 @@ class Backend(Protocol):
 
     def force_unlock(self) -> LockInfo | None: ...
 
+    def check_writable(self) -> None:
+        """Prove a write would succeed (before any platform change); else raise ``StateError`` naming
+        the path or place and the OS reason."""
+        ...
+
 
 def _user() -> str:
     try:

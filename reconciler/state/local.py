@@ -375,6 +375,35 @@ class LocalBackend:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(directory, _DIR_MODE)
 
+    def check_writable(self) -> None:
+        """Prove the state directory can be written (create it, then a temp file in it); else StateError.
+
+        Called before the lock is taken and before the first platform change of
+        an apply, so an unwritable state fails with the path and the OS reason
+        while nothing has changed anywhere.
+        """
+        directory = self.path.parent
+        try:
+            self._make_parent()
+            probe = self._temp_name(self.path)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+            try:
+                _write_all(fd, b"probe\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                _unlink_quietly(probe)
+            for existing in (self.path, self.journal_path):
+                if existing.exists() and not os.access(existing, os.W_OK):
+                    raise PermissionError(13, "Permission denied", str(existing))
+        except OSError as exc:
+            where = exc.filename if exc.filename is not None else directory
+            raise StateError(
+                f"{where} is not writable: [Errno {exc.errno}] {exc.strerror or exc}; state of "
+                f"{self.describe()} cannot be recorded, so nothing was changed. Fix the path or its "
+                "permissions and run again"
+            ) from None
+
     @contextlib.contextmanager
     def _directory_locked(self) -> Iterator[int]:
         """Hold an exclusive flock on the state directory for one read-compare-replace."""
@@ -402,7 +431,7 @@ class LocalBackend:
     def lock(self, command: str, timeout: float = 0.0) -> Iterator[LockInfo]:
         """Hold the state lock for ``command``; see :class:`~reconciler.state.backend.Backend`."""
         info = LockInfo.current(command)
-        self._make_parent()
+        self.check_writable()
         fd = self._acquire(info, timeout)
         self._held = info
         try:

@@ -173,6 +173,10 @@ class PostgresBackend:
     def describe(self) -> str:
         return f"PostgreSQL state of stack {self.stack!r} (schema {self.schema})"
 
+    def check_writable(self) -> None:
+        """Reach the database and its tables (a write is one transaction there: nothing to probe on disk)."""
+        self.read()
+
     def __repr__(self) -> str:  # never the DSN
         return f"PostgresBackend(stack={self.stack!r}, schema={self.schema!r})"
 
