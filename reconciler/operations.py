@@ -130,7 +130,7 @@ async def plan_async(
     (for review) instead of raised; such a plan is never applied.
     """
     with timings.measure("state.read"):
-        state = backend.read()
+        state = read_owned(backend, stack)
     messages: tuple[str, ...] = ()
     if state is not None and state.journal:
         recovery = await recover(state, providers)
@@ -204,7 +204,7 @@ async def apply_async(
     not overridden (``policy_overrides``, see :func:`reconciler.policy.enforce`),
     is refused. A refresh-only plan only writes state.
     """
-    state = backend.read()
+    state = read_owned(backend, stack)
     _check_against(plan, stack, state)
     check_blocked(plan)
     if plan.assessment is not None:
@@ -250,9 +250,21 @@ def _record_refresh(plan: Plan, state: StateDoc | None, backend: Backend) -> App
     return ApplyOutcome(ApplyReport(done=events, state=recorded))
 
 
+def read_owned(backend: Backend, stack: Stack) -> StateDoc | None:
+    """The stored state, refused (StateError, before any call or write) when it is another stack's."""
+    state = backend.read()
+    if state is not None and state.stack != stack.name:
+        raise StateError(
+            f"{backend.describe()} holds the state of stack {state.stack!r} (lineage {state.lineage}), "
+            f"not of stack {stack.name!r} ({stack.file}); nothing was called or written. Point the "
+            "backend of this stack at its own state"
+        )
+    return state
+
+
 def check_saved(plan: Plan, stack: Stack, backend: Backend) -> None:
     """Refuse a saved plan whose stack or state moved on (before its policy is looked at)."""
-    _check_against(plan, stack, backend.read())
+    _check_against(plan, stack, read_owned(backend, stack))
 
 
 def _check_against(plan: Plan, stack: Stack, state: StateDoc | None) -> None:
@@ -302,7 +314,7 @@ async def drift_async(stack: Stack, backend: Backend, providers: Mapping[str, Pr
     Caller holds the lock. Reports resources changed or deleted out of band and
     unmanaged objects in the scopes the stack manages (:mod:`reconciler.scopes`).
     """
-    state = backend.read()
+    state = read_owned(backend, stack)
     notes: list[str] = []
     if state is None:
         notes.append("no state is recorded for this stack yet: everything found in its scopes is unmanaged")
