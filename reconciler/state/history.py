@@ -25,7 +25,7 @@ from reconciler.errors import StateError
 from reconciler.state.backend import Backend
 from reconciler.state.document import StateDoc
 
-HISTORY_KEEP = 1000
+HISTORY_KEEP = 100
 """How many versions a backend keeps per stack by default (the newest ones)."""
 
 UNKNOWN_COMMAND = "unknown (written without the state lock)"
