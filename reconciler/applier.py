@@ -191,12 +191,14 @@ class Applier:
             if self._writer is None or self._writer.done():
                 self._writer = asyncio.ensure_future(self._write(self.state))
             await asyncio.shield(self._writer)
+        # counted per change made durable, not per physical write: how many changes a
+        # group commit carries depends on timing, the changes themselves do not
+        crashpoints.reached("state-write")
 
     async def _write(self, doc: StateDoc) -> None:
         with timings.measure("state.write"):
             await asyncio.to_thread(self.backend.write, doc)
         self._written = doc.serial
-        crashpoints.reached("state-write")
 
     async def _journal(
         self,

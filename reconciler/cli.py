@@ -27,7 +27,7 @@ from reconciler.assessment import Assessment
 from reconciler.cli_options import lock_timeout_option, seconds, var_file_option, var_option
 from reconciler.errors import ApplyError, PolicyError, ReconcilerError, RollbackIncomplete, UsageError
 from reconciler.graph import Graph
-from reconciler.plan import Plan, read_plan, write_plan
+from reconciler.plan import Plan, check_no_credentials, read_plan, write_plan
 from reconciler.providers.base import Provider
 from reconciler.redaction import (
     REDACTOR,
@@ -365,6 +365,8 @@ def plan(
     inputs, loaded = _load(stack, variables, var_files)
     review = ReviewFlags(policy_files, pricing, approvers).review(loaded)
     backend = operations.backend_for(loaded)
+    if out:  # a plan that could not be saved is refused before any call
+        check_no_credentials(inputs.variables, REDACTOR.values, Path(out))
 
     async def body(providers: dict[str, Provider]) -> tuple[Plan, str]:
         with backend.lock("reconciler plan", _seconds(lock_timeout)):

@@ -18,7 +18,7 @@ from reconciler import cost, policy, timings
 from reconciler.applier import Applier, ApplyReport, Event, now_iso
 from reconciler.assessment import Assessment
 from reconciler.drift import DriftReport, detect, recorded_state, refresh_only_plan
-from reconciler.errors import PolicyError, ReconcilerError, StateError, UsageError
+from reconciler.errors import PlanFileError, PolicyError, ReconcilerError, StateError, UsageError
 from reconciler.plan import Action, Plan, check_current
 from reconciler.planner import build_plan
 from reconciler.policy import check_blocked, enforce
@@ -263,7 +263,13 @@ def read_owned(backend: Backend, stack: Stack) -> StateDoc | None:
 
 
 def check_saved(plan: Plan, stack: Stack, backend: Backend) -> None:
-    """Refuse a saved plan whose stack or state moved on (before its policy is looked at)."""
+    """Refuse a saved plan whose stack or state moved on (before its policy is looked at).
+
+    The plan's own stack name is checked first: it needs no read, and it is the
+    mistake the user made (applying a plan of another stack).
+    """
+    if plan.stack != stack.name:
+        raise PlanFileError(f"plan was made for stack '{plan.stack}', not '{stack.name}'")
     _check_against(plan, stack, read_owned(backend, stack))
 
 

@@ -285,6 +285,25 @@ def _checksum(data: Mapping[str, Any]) -> str:
     return _CHECKSUM_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def check_no_credentials(
+    variables: Mapping[str, str], secrets: Iterable[str], path: Path, *, text: str | None = None
+) -> None:
+    """Refuse (PlanFileError) a plan file that would hold a credential, without showing it.
+
+    Called before planning with the variables alone (so that nothing is called when
+    the plan could not be saved anyway), and again on the whole text being written.
+    """
+    for secret in (s for s in secrets if s):
+        names = sorted(k for k, v in variables.items() if secret in v)
+        if names or (text is not None and secret in text):
+            via = f" (it comes from --var {', '.join(names)})" if names else ""
+            raise PlanFileError(
+                f"not saving the plan to {path}: it would contain a credential{via}; a plan file never"
+                " stores credentials: pass them through the environment ({{ env.NAME }} in the provider"
+                " block) instead"
+            )
+
+
 def write_plan(plan: Plan, path: Path, *, secrets: Iterable[str] = ()) -> None:
     """Write atomically (temp file + rename), mode 0600, with a ``checksum`` field.
 
@@ -298,15 +317,7 @@ def write_plan(plan: Plan, path: Path, *, secrets: Iterable[str] = ()) -> None:
 
     data = plan_to_dict(plan)
     text = json.dumps(data, indent=2, sort_keys=True)
-    for secret in (s for s in secrets if s):
-        if secret in text:
-            names = sorted(k for k, v in plan.variables.items() if secret in v)
-            via = f" (it comes from --var {', '.join(names)})" if names else ""
-            raise PlanFileError(
-                f"not saving the plan to {path}: it would contain a credential{via}; a plan file never"
-                " stores credentials: pass them through the environment ({{ env.NAME }} in the provider"
-                " block) instead"
-            )
+    check_no_credentials(plan.variables, secrets, path, text=text)
     data[CHECKSUM_FIELD] = _checksum(data)
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
