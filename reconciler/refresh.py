@@ -100,9 +100,7 @@ async def find_untracked(
         found = [
             live
             for live in await provider.list(kind, scope)
-            if live.name == name
-            and live.id not in recorded
-            and not spec.phase(live.id, live).absent
+            if live.name == name and live.id not in recorded and not spec.phase(live.id, live).absent
         ]
         if found and spec.list_omits:  # a brief list item: the detail carries the rest
             return await provider.read(kind, found[0].id, scope)
