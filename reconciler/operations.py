@@ -62,7 +62,10 @@ def state_path(stack: Stack) -> Path:
 
 
 def backend_for(stack: Stack) -> Backend:
-    """The stack's state backend: ``backend: {postgres: {dsn, schema}}`` or a local file (the default)."""
+    """The stack's state backend: ``backend: {postgres: {dsn, schema}}`` or a local file (the default).
+
+    Either keeps ``history_keep`` versions (the block's key; default ``HISTORY_KEEP``).
+    """
     postgres = stack.backend.get("postgres") if stack.backend else None
     if postgres is not None:
         from reconciler.state.postgres import DEFAULT_SCHEMA, PostgresBackend  # psycopg only when used
@@ -72,8 +75,11 @@ def backend_for(stack: Stack) -> Backend:
             stack=stack.name,
             schema=str(postgres.get("schema") or DEFAULT_SCHEMA),
             stack_file=stack.file,
+            history_keep=int(postgres.get("history_keep") or HISTORY_KEEP),
         )
-    return LocalBackend(state_path(stack), stack=stack.file, history_keep=HISTORY_KEEP)
+    local = stack.backend.get("local") if stack.backend else None
+    keep = int((local or {}).get("history_keep") or HISTORY_KEEP)
+    return LocalBackend(state_path(stack), stack=stack.file, history_keep=keep)
 
 
 def providers_for(stack: Stack) -> dict[str, Provider]:

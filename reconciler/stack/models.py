@@ -318,14 +318,20 @@ class Providers(Block):
 # -- backend ---------------------------------------------------------------------------------------
 
 
+#: How many versions of the state a backend keeps (``reconciler state history``); default 100.
+HistoryKeep = Annotated[int, _int(1, 1_000_000)]
+
+
 class LocalBackend(Block):
     path: Setting
+    history_keep: HistoryKeep | None = None
 
 
 class PostgresBackend(Block):
     model_config = ConfigDict(populate_by_name=True)
     dsn: Setting
     schema_: Setting | None = Field(default=None, alias="schema")
+    history_keep: HistoryKeep | None = None
 
 
 class Backend(Block):

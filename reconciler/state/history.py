@@ -18,6 +18,8 @@ backends implement it.
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,7 +28,27 @@ from reconciler.state.backend import Backend
 from reconciler.state.document import StateDoc
 
 HISTORY_KEEP = 100
-"""How many versions a backend keeps per stack by default (the newest ones)."""
+"""How many versions a backend keeps per stack by default (the newest ones).
+
+A stack sets its own with ``history_keep: N`` in its backend block (1 or more).
+"""
+
+HISTORY_KEEP_MAX = 1_000_000
+"""The largest ``history_keep`` a stack file may ask for."""
+
+# Versions are stored compressed: each one is its canonical JSON document, gzip-compressed
+# on its own (``compress``/``decompress``: level 6, no timestamp, so equal documents give
+# equal bytes). No version depends on another (no deltas): pruning, a torn write or a lost
+# file costs only that version. Measured: 100 versions of a 50-resource state (45 KiB
+# each, one resource changed per write) took 4,546,830 bytes as plain JSON files (4.8 MB
+# on disk) and take 217,484 bytes gzip-compressed (400 KB on disk in 4 KiB blocks): about
+# 21x less data, 12x less disk (local backend). PostgreSQL already compressed the text column
+# (TOAST, pglz): those 100 rows took 330,230 bytes of document as text, 217,140 as gzip
+# bytea (table with index: 434,176 -> 352,256 bytes).
+# Versions written uncompressed by earlier releases are still read, and converted a few
+# per write (local: ``N.json`` -> ``N.json.gz``; PostgreSQL: ``document`` -> ``document_gz``).
+
+_COMPRESS_LEVEL = 6
 
 UNKNOWN_COMMAND = "unknown (written without the state lock)"
 """The command recorded for a write made while this backend object held no lock."""
@@ -68,6 +90,21 @@ class VersionedBackend(Backend, Protocol):
     def version(self, serial: int) -> StateDoc: ...
 
     def replace(self, doc: StateDoc, *, over_serial: int | None) -> None: ...
+
+
+def compress(document: bytes) -> bytes:
+    """One stored version: the document's bytes, gzip-compressed (deterministic: no timestamp)."""
+    return gzip.compress(document, compresslevel=_COMPRESS_LEVEL, mtime=0)
+
+
+def decompress(stored: bytes, where: str) -> str:
+    """The text of a version stored by :func:`compress`; ``StateError`` naming ``where`` if damaged."""
+    try:
+        return gzip.decompress(stored).decode("utf-8")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise StateError(
+            f"the version stored in {where} is damaged (not gzip-compressed JSON: {exc})"
+        ) from None
 
 
 def check_replaces(where: str, stored_serial: int | None, doc: StateDoc, over_serial: int | None) -> None:

@@ -14,11 +14,14 @@ Files, for a state path ``P`` (by default ``state/<stack>.json``):
     the process dies, so a lock file nobody flocks is *stale*. Stale locks are
     reported, never taken over: a person runs ``reconciler force-unlock STACK``.
 ``P.history/`` (only with ``history_keep``)
-    earlier versions for ``reconciler state history|restore``: ``<serial>.json``
-    (mode 0600, a hard link to the written file, so no copy is made) and
+    earlier versions for ``reconciler state history|restore``: ``<serial>.json.gz``
+    (mode 0600, the document as written, gzip-compressed: see
+    :func:`reconciler.state.history.compress`; temp file, fsync, rename) and
     ``log.jsonl``, one line per write (serial, lineage, who, when, command).
     Kept best effort after the write itself succeeded; the newest
-    ``history_keep`` versions are kept.
+    ``history_keep`` versions are kept (by count). ``<serial>.json`` files
+    (uncompressed, written by earlier releases) are still read, and converted
+    to ``.json.gz`` a few per write.
 
 ``P.journal`` (only for documents of ``journal_threshold`` bytes and more)
     the changes written since ``P`` was last written in full, one line per
@@ -64,7 +67,14 @@ from reconciler.errors import LockError, StateError
 from reconciler.state import journal
 from reconciler.state.backend import LockInfo
 from reconciler.state.document import StateDoc, utc_timestamp
-from reconciler.state.history import UNKNOWN_COMMAND, Version, check_replaces, missing_version
+from reconciler.state.history import (
+    UNKNOWN_COMMAND,
+    Version,
+    check_replaces,
+    compress,
+    decompress,
+    missing_version,
+)
 
 _LOG = logging.getLogger(__name__)
 _HOST = socket.gethostname()
@@ -72,6 +82,9 @@ _HOST = socket.gethostname()
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
 _READ_ATTEMPTS = 5
+_COMPRESSED = ".json.gz"  # a kept version, P.history/<serial>.json.gz
+_LEGACY = ".json"  # a kept version written uncompressed by an earlier release
+_CONVERT_PER_WRITE = 8  # uncompressed versions converted per history write
 
 
 class _Known:
@@ -214,7 +227,7 @@ class LocalBackend:
             self._replace(self.path, data)
             os.fsync(dir_fd)
             self._written_in_full(doc, dir_fd)
-            self._record_history(doc)
+            self._record_history(doc, data)
 
     def compact(self) -> None:
         """Write the state in full and drop ``P.journal`` (nothing to do without a journal)."""
@@ -225,10 +238,11 @@ class LocalBackend:
             if stored is None or not self.journal_path.exists():
                 return
             self._keep_backup()
-            self._replace(self.path, stored.to_json().encode("utf-8"))
+            data = stored.to_json().encode("utf-8")
+            self._replace(self.path, data)
             os.fsync(dir_fd)
             self._written_in_full(stored, dir_fd)
-            self._record_history(stored)
+            self._record_history(stored, data)
 
     # -- the journal --------------------------------------------------------------------
 
@@ -565,8 +579,11 @@ class LocalBackend:
     def history_dir(self) -> Path:
         return self.path.with_name(self.path.name + ".history")
 
-    def _record_history(self, doc: StateDoc) -> None:
-        """Keep the file just written as ``P.history/<serial>.json``. Called under the directory lock."""
+    def _version_path(self, serial: int, suffix: str = _COMPRESSED) -> Path:
+        return self.history_dir / f"{serial}{suffix}"
+
+    def _record_history(self, doc: StateDoc, data: bytes) -> None:
+        """Keep ``data`` (just written as ``doc``) as ``P.history/<serial>.json.gz``; under the dir lock."""
         if self.history_keep is None:
             return
         held = self._held
@@ -580,14 +597,9 @@ class LocalBackend:
         with contextlib.suppress(OSError):  # best effort: the state itself is written already
             with contextlib.suppress(FileExistsError):
                 os.mkdir(self.history_dir, _DIR_MODE)
-            target = self.history_dir / f"{doc.serial}.json"
-            temp = self._temp_name(target)
-            try:
-                os.link(self.path, temp)
-                os.replace(temp, target)
-            except OSError:  # hard links unsupported here: copy instead
-                _unlink_quietly(temp)
-                self._replace(target, self.path.read_bytes())
+            self._replace(self._version_path(doc.serial), compress(data))
+            _unlink_quietly(self._version_path(doc.serial, _LEGACY))  # an older copy of that serial
+            _fsync_directory(self.history_dir)
             line = json.dumps(entry, sort_keys=True).encode("utf-8") + b"\n"
             fd = os.open(self.history_dir / "log.jsonl", os.O_RDWR | os.O_APPEND | os.O_CREAT, _FILE_MODE)
             try:
@@ -596,19 +608,52 @@ class LocalBackend:
                 _write_all(fd, b"\n" + line if torn else line)
             finally:
                 os.close(fd)
-            keep = max(self.history_keep, 1)
-            _unlink_quietly(self.history_dir / f"{doc.serial - keep}.json")
+            self._prune_history(max(self.history_keep, 1))
             if doc.serial % 64 == 0:
-                self._compact_history(doc.serial - keep)
+                self._compact_history_log()
 
-    def _compact_history(self, oldest_dropped: int) -> None:
-        """Drop versions up to ``oldest_dropped`` and their log lines."""
-        for path in self.history_dir.glob("*.json"):
-            if path.stem.isdigit() and int(path.stem) <= oldest_dropped:
-                _unlink_quietly(path)
-        kept = [e for e in self._history_entries() if e.serial > oldest_dropped]
+    def _stored_versions(self) -> dict[int, set[str]]:
+        """The serials with a file in ``P.history/``, each with its suffixes (``.json.gz``, ``.json``)."""
+        found: dict[int, set[str]] = {}
+        for name in os.listdir(self.history_dir):
+            for suffix in (_COMPRESSED, _LEGACY):
+                stem = name[: -len(suffix)]
+                if name.endswith(suffix) and stem.isdigit():
+                    found.setdefault(int(stem), set()).add(suffix)
+                    break
+        return found
+
+    def _prune_history(self, keep: int) -> None:
+        """Keep the newest ``keep`` versions; convert a few uncompressed ones. Under the directory lock."""
+        stored = self._stored_versions()
+        newest_first = sorted(stored, reverse=True)
+        for serial in newest_first[keep:]:
+            for suffix in stored[serial]:
+                _unlink_quietly(self._version_path(serial, suffix))
+        converted = 0
+        for serial in newest_first[:keep]:
+            if _LEGACY not in stored[serial] or converted >= _CONVERT_PER_WRITE:
+                continue
+            legacy = self._version_path(serial, _LEGACY)
+            if _COMPRESSED not in stored[serial]:  # else a conversion died before the unlink
+                try:
+                    raw = legacy.read_bytes()
+                except FileNotFoundError:
+                    continue
+                self._replace(self._version_path(serial), compress(raw))
+                converted += 1
+            _unlink_quietly(legacy)
+        if converted:
+            _fsync_directory(self.history_dir)
+
+    def _compact_history_log(self) -> None:
+        """Drop the log lines of versions no longer kept."""
+        kept = self._history_entries()
         text = "".join(json.dumps(e.to_dict(), sort_keys=True) + "\n" for e in kept)
         self._replace(self.history_dir / "log.jsonl", text.encode("utf-8"))
+
+    def _is_kept(self, serial: int) -> bool:
+        return any(self._version_path(serial, suffix).exists() for suffix in (_COMPRESSED, _LEGACY))
 
     def _history_entries(self) -> list[Version]:
         """Log entries whose version file is still kept, oldest first (the last write of a serial wins)."""
@@ -633,7 +678,7 @@ class LocalBackend:
                 continue  # a line torn by a crash; its version stays readable by serial
             by_serial.pop(version.serial, None)
             by_serial[version.serial] = version
-        return [v for v in by_serial.values() if (self.history_dir / f"{v.serial}.json").exists()]
+        return [v for v in by_serial.values() if self._is_kept(v.serial)]
 
     def history(self, limit: int | None = None) -> tuple[Version, ...]:
         """Kept versions, newest first, at most ``limit``."""
@@ -641,14 +686,25 @@ class LocalBackend:
         return tuple(newest_first if limit is None else newest_first[: max(limit, 0)])
 
     def version(self, serial: int) -> StateDoc:
-        path = self.history_dir / f"{serial}.json"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise missing_version(serial, self.describe(), self.stack) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StateError(f"cannot read {path}: {exc}") from None
-        return StateDoc.from_json(text, str(path), backup=f"another version from {self.history_dir}")
+        """The version ``serial``: ``<serial>.json.gz``, else an uncompressed ``<serial>.json``."""
+        compressed, legacy = self._version_path(serial), self._version_path(serial, _LEGACY)
+        backup = f"another version from {self.history_dir}"
+        for path in (compressed, legacy, compressed):  # the last: converted while we looked
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StateError(f"cannot read {path}: {exc.strerror or exc}") from None
+            if path == compressed:
+                text = decompress(raw, str(path))
+            else:
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise StateError(f"cannot read {path}: not UTF-8 text") from None
+            return StateDoc.from_json(text, str(path), backup=backup)
+        raise missing_version(serial, self.describe(), self.stack)
 
     def replace(self, doc: StateDoc, *, over_serial: int | None) -> None:
         """Write ``doc`` whatever its lineage, if the stored serial is still ``over_serial``."""
@@ -662,7 +718,7 @@ class LocalBackend:
             self._replace(self.path, data)
             os.fsync(dir_fd)
             self._written_in_full(doc, dir_fd)
-            self._record_history(doc)
+            self._record_history(doc, data)
 
 
 def _parse_lock(raw: bytes) -> LockInfo:

@@ -13,7 +13,12 @@ role that can only read and write rows works once they exist):
     and the document as canonical, checksummed JSON text.
 ``state_history``
     one row per write: serial, lineage, the document, who wrote it, when, and
-    the command that held the lock. The newest ``history_keep`` are kept.
+    the command that held the lock. The newest ``history_keep`` are kept. The
+    document is stored gzip-compressed in ``document_gz`` (bytea, stored
+    without PostgreSQL's own compression; see
+    :func:`reconciler.state.history.compress`); rows written by schema
+    version 1 hold it as text in ``document``, are still read, and are
+    converted a few per write.
 ``locks``
     who holds a stack's lock (:class:`LockInfo`) and the database session
     (server pid) holding it. A row counts only while that session holds the
@@ -64,10 +69,12 @@ from reconciler.state.history import (
     UNKNOWN_COMMAND,
     Version,
     check_replaces,
+    compress,
+    decompress,
     missing_version,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of the tables this reconciler creates, and the newest it uses."""
 
 DEFAULT_SCHEMA = "reconciler"
@@ -112,7 +119,16 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
                since text NOT NULL,
                session_pid integer NOT NULL)""",
     ),
+    # history documents compressed (one transaction, like every migration; old rows stay readable)
+    2: (
+        "ALTER TABLE {s}.state_history ADD COLUMN IF NOT EXISTS document_gz bytea",
+        "ALTER TABLE {s}.state_history ALTER COLUMN document DROP NOT NULL",
+        "ALTER TABLE {s}.state_history ALTER COLUMN document_gz SET STORAGE EXTERNAL",
+    ),
 }
+
+_CONVERT_PER_WRITE = 8
+"""Uncompressed history rows (schema version 1) converted per write."""
 
 # The session holding the stack's advisory lock, and its lock record if it wrote one.
 _HOLDER: LiteralString = """
@@ -256,15 +272,30 @@ class PostgresBackend:
         who, command = (held.info.who, held.info.command) if held else (self._who, UNKNOWN_COMMAND)
         conn.execute(
             self._q(
-                "INSERT INTO {s}.state_history (stack, serial, lineage, document, who, command) "
+                "INSERT INTO {s}.state_history (stack, serial, lineage, document_gz, who, command) "
                 "VALUES (%s, %s, %s, %s, %s, %s)"
             ),
-            [self.stack, doc.serial, doc.lineage, text, who, command],
+            [self.stack, doc.serial, doc.lineage, compress(text.encode("utf-8")), who, command],
         )
-        if self.history_keep is not None:
+        if self.history_keep is not None:  # the newest history_keep rows of this stack stay
             conn.execute(
-                self._q("DELETE FROM {s}.state_history WHERE stack = %s AND serial <= %s"),
-                [self.stack, doc.serial - max(self.history_keep, 1)],
+                self._q(
+                    "DELETE FROM {s}.state_history WHERE stack = %s AND id <= ("
+                    "SELECT id FROM {s}.state_history WHERE stack = %s ORDER BY id DESC OFFSET %s LIMIT 1)"
+                ),
+                [self.stack, self.stack, max(self.history_keep, 1)],
+            )
+        legacy = conn.execute(
+            self._q(
+                "SELECT id, document FROM {s}.state_history WHERE stack = %s AND document IS NOT NULL "
+                "ORDER BY id DESC LIMIT %s"
+            ),
+            [self.stack, _CONVERT_PER_WRITE],
+        ).fetchall()
+        for row_id, old_text in legacy:
+            conn.execute(
+                self._q("UPDATE {s}.state_history SET document_gz = %s, document = NULL WHERE id = %s"),
+                [compress(str(old_text).encode("utf-8")), row_id],
             )
 
     # -- history ------------------------------------------------------------------------
@@ -293,14 +324,16 @@ class PostgresBackend:
         with self._session() as conn, self._errors("read the history of", conn):
             row = conn.execute(
                 self._q(
-                    "SELECT document FROM {s}.state_history WHERE stack = %s AND serial = %s "
+                    "SELECT document, document_gz FROM {s}.state_history WHERE stack = %s AND serial = %s "
                     "ORDER BY id DESC LIMIT 1"
                 ),
                 [self.stack, serial],
             ).fetchone()
         if row is None:
             raise missing_version(serial, self.describe(), self.stack_file)
-        return StateDoc.from_json(row[0], f"{self.describe()}, version {serial}", backup=self._restore_hint())
+        where = f"{self.describe()}, version {serial}"
+        text = str(row[0]) if row[1] is None else decompress(bytes(row[1]), where)
+        return StateDoc.from_json(text, where, backup=self._restore_hint())
 
     # -- the lock -----------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ state). :class:`TestLocalBackendHistory` runs it against the local backend;
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -176,11 +177,11 @@ class TestLocalBackendHistory(HistoryContract):
         finally:
             os.umask(old)
         names = sorted(p.name for p in backend.history_dir.iterdir())
-        assert names == ["0.json", "1.json", "log.jsonl"]
+        assert names == ["0.json.gz", "1.json.gz", "log.jsonl"]
         for path in backend.history_dir.iterdir():
             assert path.stat().st_mode & 0o777 == 0o600
         assert backend.history_dir.stat().st_mode & 0o777 == 0o700
-        assert (backend.history_dir / "1.json").read_text() == backend.path.read_text()
+        assert gzip.decompress((backend.history_dir / "1.json.gz").read_bytes()) == backend.path.read_bytes()
 
     def test_a_torn_log_line_is_skipped(self, tmp_path: Path) -> None:
         backend = LocalBackend(tmp_path / "demo.json", history_keep=HISTORY_KEEP)
