@@ -22,6 +22,7 @@ from reconciler.errors import PlanFileError, PolicyError, ReconcilerError, State
 from reconciler.plan import Action, Plan, check_current
 from reconciler.planner import build_plan
 from reconciler.policy import check_blocked, enforce
+from reconciler.preflight import preflight
 from reconciler.providers import build_provider
 from reconciler.providers.base import Provider
 from reconciler.refresh import recover, refresh, unmanaged_namesakes
@@ -130,6 +131,9 @@ async def plan_async(
 ) -> tuple[Plan, StateDoc | None, tuple[str, ...]]:
     """Recover interrupted runs, refresh, and plan. Caller holds the lock.
 
+    First, once the state is known to be this stack's, one cheap authenticated
+    call per platform used (:func:`reconciler.preflight.preflight`): a refused
+    credential or an unreachable URL fails here, even when nothing is recorded.
     ``refresh_only``: a plan that records the live values in state and changes
     nothing on the platforms (:func:`reconciler.drift.refresh_only_plan`).
     ``keep_blocked``: lifecycle.prevent_destroy hits are named in ``Plan.blocked``
@@ -137,6 +141,8 @@ async def plan_async(
     """
     with timings.measure("state.read"):
         state = read_owned(backend, stack)
+    with timings.measure("preflight"):  # a wrong credential or URL fails here, even with an empty state
+        await preflight(_used(providers, stack, state))
     messages: tuple[str, ...] = ()
     if state is not None and state.journal:
         recovery = await recover(state, providers)
@@ -175,6 +181,13 @@ async def plan_async(
             var_files=plan.var_files,
         )
     return plan, state, messages
+
+
+def _used(providers: Mapping[str, Provider], stack: Stack, state: StateDoc | None) -> dict[str, Provider]:
+    """The providers of the platforms the stack's resources or the recorded ones are on."""
+    platforms = {r.platform for r in stack.resources.values()}
+    platforms |= {r.platform for r in state.resources.values()} if state is not None else set()
+    return {platform: p for platform, p in providers.items() if platform in platforms}
 
 
 @dataclass

@@ -43,6 +43,7 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.errors import ProviderError, TransportError, UsageError
+from reconciler.preflight import AccessCheck, limited
 from reconciler.providers.base import UNKNOWN, KindSpec, Lifecycle, Live, Phase, RefValue, Until
 from reconciler.providers.fabric_signing import AkSkAuth
 from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings, tls_context
@@ -694,6 +695,18 @@ class FabricProvider:
             for obj in items:
                 unique.setdefault(str(obj["id"]), obj)  # objects may shift between pages
         return builtins.list(unique.values())
+
+    def access_check(self) -> AccessCheck:
+        """The preflight (:mod:`reconciler.preflight`): list one workspace on the control host."""
+        path, params = _KINDS["workspace"].collection, {"offset": 0, "limit": 1}
+
+        async def call(attempts: int, timeout: float) -> None:
+            client = limited(self.control, attempts, timeout)
+            await client.request("GET", path, params=params, operation="ListWorkspaces")
+
+        signed = isinstance(self.control.http.auth, AkSkAuth)
+        url = str(self.control.http.build_request("GET", path, params=params).url)
+        return AccessCheck("AK/SK signature" if signed else "token", url, call)
 
 
 def _settled(kind: str, id: str, live: Live | None, until: Until) -> bool:

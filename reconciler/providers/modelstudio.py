@@ -55,6 +55,7 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.errors import ProviderError, UsageError
+from reconciler.preflight import AccessCheck, limited
 from reconciler.providers.base import UNKNOWN, KindSpec, Lifecycle, Live, Phase, RefValue, Until
 from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings, tls_context
 from reconciler.providers.polling import poll_until
@@ -493,6 +494,21 @@ class ModelStudioProvider:
             for obj in items:
                 unique.setdefault(str(obj["deployed_model"]), obj)  # objects may shift between pages
         return builtins.list(unique.values())
+
+    def access_check(self) -> AccessCheck:
+        """The preflight (:mod:`reconciler.preflight`): list one deployment (refused: ``InvalidApiKey``)."""
+        path, params = f"/{COLLECTION}", {"page_no": 1, "page_size": 1}
+
+        async def call(attempts: int, timeout: float) -> None:
+            client = self.client
+            self.client = limited(client, attempts, timeout)
+            try:
+                await self._call("GET", path, "ListDeployments", params=params)
+            finally:
+                self.client = client
+
+        url = str(self.client.http.build_request("GET", path, params=params).url)
+        return AccessCheck("API key", url, call, refused_codes=frozenset({"InvalidApiKey"}))
 
 
 def _path(id: str) -> str:

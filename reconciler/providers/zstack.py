@@ -35,6 +35,7 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.errors import ProviderError, UsageError
+from reconciler.preflight import AccessCheck, limited
 from reconciler.providers.base import KindSpec, Live, Phase, RefValue, Until
 from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings
 from reconciler.providers.polling import poll_until
@@ -324,6 +325,25 @@ class ZStackProvider:
             status=status if isinstance(status, str) else None,
             name=name if isinstance(name, str) else None,
         )
+
+    def access_check(self) -> AccessCheck:
+        """The preflight (:mod:`reconciler.preflight`): log in, then query one model service.
+
+        A wrong account or password is answered ``ID.1000`` by the login.
+        """
+        k = kind_of(SERVICE)
+        params = {"start": 0, "limit": 1}
+
+        async def call(attempts: int, timeout: float) -> None:
+            api = self.session.api
+            self.session.api = limited(api, attempts, timeout)  # the session's login is kept for later
+            try:
+                await self.session.call("GET", k.collection, params=params, operation=f"Query{k.noun}")
+            finally:
+                self.session.api = api
+
+        url = str(self.session.api.http.build_request("GET", k.collection, params=params).url)
+        return AccessCheck("account and password", url, call, refused_codes=frozenset({"ID.1000"}))
 
 
 def _settled(kind: str, id: str, live: Live | None, until: Until) -> bool:
