@@ -36,6 +36,7 @@ from typing import Any
 
 from reconciler import crashpoints, timings
 from reconciler.errors import ApplyError, ProviderError, ReconcilerError
+from reconciler.interrupts import StopRequest
 from reconciler.plan import Action, Change, Plan
 from reconciler.providers.base import UNKNOWN, Live, Phase, Provider, RefValue, Until
 from reconciler.refresh import find_untracked
@@ -44,6 +45,10 @@ from reconciler.stack.spec import Stack
 from reconciler.state.backend import Backend
 from reconciler.state.document import DEPOSED, JournalEntry, ResourceState, StateDoc
 from reconciler.watch import Watcher
+
+
+class _StoppedWaiting(Exception):
+    """A step stopped waiting for its object to settle because a stop was requested."""
 
 
 def now_iso() -> str:
@@ -74,6 +79,8 @@ class ApplyReport:
     failed: list[tuple[Step, ReconcilerError]] = field(default_factory=list)
     skipped: list[Step] = field(default_factory=list)
     state: StateDoc | None = None
+    interrupted: str | None = None  # why the apply stopped early (a signal's name), if it did
+    provisioning: list[Step] = field(default_factory=list)  # called and recorded, not yet settled
 
     @property
     def ok(self) -> bool:
@@ -156,6 +163,7 @@ class Applier:
         heartbeat: float = 10.0,
         create_attempts: int = 4,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        stop: StopRequest | None = None,
     ) -> None:
         self.plan = plan
         self.stack = stack
@@ -167,6 +175,7 @@ class Applier:
         self.heartbeat = heartbeat
         self.create_attempts = max(1, create_attempts)
         self.sleep = sleep
+        self.stop = stop if stop is not None else StopRequest()
         self._seq = max((e.seq for e in state.journal), default=0)
         self.watcher = Watcher(sleep=sleep)
         self._written = state.serial  # the serial the backend holds
@@ -353,7 +362,7 @@ class Applier:
         is read again in detail, which carries the platform's own error code and message.
         """
         try:
-            return await self.watcher.wait(provider, kind, id, scope, until, timeout)
+            return await self._unless_stopped(self.watcher.wait(provider, kind, id, scope, until, timeout))
         except ProviderError:
             if not provider.kinds[kind].list_omits:
                 raise
@@ -362,6 +371,20 @@ class Applier:
                 raise
             provider.settled(kind, id, detail, until)  # raises the detailed error
             raise
+
+    async def _unless_stopped(self, waiting: Awaitable[Live | None]) -> Live | None:
+        """``waiting``'s answer, or :class:`_StoppedWaiting` once a stop is requested first."""
+        task = asyncio.ensure_future(waiting)
+        stopped = asyncio.ensure_future(self.stop.event().wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise _StoppedWaiting
+        return task.result()
 
     async def _health_gate(self, c: Change, provider: Provider, live: Live) -> None:
         """A stack's health gate: one invocation must answer in time, else the step fails."""
@@ -456,8 +479,13 @@ class Applier:
         stopping = False
         events: asyncio.Queue[asyncio.Future[None] | None] = asyncio.Queue()
         self._events = events
+        stop_watch = asyncio.ensure_future(self.stop.event().wait())
+        stop_watch.add_done_callback(lambda _: events.put_nowait(None))  # wake the loop: start nothing more
 
         while pending or running:
+            if self.stop.requested and not stopping:
+                stopping = True
+                report.interrupted = self.stop.reason
             if not stopping:
                 while len(running) - self._idle < self.parallelism and any(ready.values()):
                     key = next_turn()
@@ -488,14 +516,21 @@ class Applier:
                         if unmet[later] == 0:
                             make_ready(later)
                     continue
+                if isinstance(exc, _StoppedWaiting):
+                    report.provisioning.append(step)
+                    continue
                 if not isinstance(exc, ReconcilerError):
                     raise exc
                 err = exc.at(step.change.address) if isinstance(exc, ProviderError) else exc
                 report.failed.append((step, err))
                 self.progress(Event(step.change.address, step.op, "failed", elapsed, str(err)))
                 stopping = True
+        stop_watch.cancel()
         self._events = None
-        if pending and not report.failed:  # nothing failed, yet steps never became ready: a cycle
+        if self.stop.requested and report.interrupted is None and (pending or report.provisioning):
+            report.interrupted = self.stop.reason
+        if pending and not report.failed and report.interrupted is None:
+            # nothing failed and nothing stopped it, yet steps never became ready: a cycle
             stuck = [steps[key] for key in keys if key in pending]
             names = ", ".join(step.key for step in stuck)
             error = ApplyError(f"these steps wait on each other and cannot run (a bug in ordering): {names}")
@@ -505,8 +540,9 @@ class Applier:
         for key in keys:
             if key in pending:
                 report.skipped.append(steps[key])
-                self.progress(Event(steps[key].change.address, steps[key].op, "skipped"))
-        if report.ok:
+                if report.interrupted is None:
+                    self.progress(Event(steps[key].change.address, steps[key].op, "skipped"))
+        if report.ok:  # interrupted too: every journaled call has its result by now
             await self._finish()
         report.state = self.state
         return report

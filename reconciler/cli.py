@@ -12,7 +12,9 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,8 +27,16 @@ from reconciler import __version__, cost, operations, policy, timings
 from reconciler.applier import ApplyReport, Event
 from reconciler.assessment import Assessment
 from reconciler.cli_options import lock_timeout_option, seconds, var_file_option, var_option
-from reconciler.errors import ApplyError, PolicyError, ReconcilerError, RollbackIncomplete, UsageError
+from reconciler.errors import (
+    ApplyError,
+    Interrupted,
+    PolicyError,
+    ReconcilerError,
+    RollbackIncomplete,
+    UsageError,
+)
 from reconciler.graph import Graph
+from reconciler.interrupts import EXIT_CODES
 from reconciler.plan import Plan, check_no_credentials, read_plan, write_plan
 from reconciler.providers.base import Provider
 from reconciler.redaction import (
@@ -171,6 +181,8 @@ def _steps(report: ApplyReport) -> list[str]:
 
 def _report(outcome: operations.ApplyOutcome) -> None:
     report = outcome.report
+    if report.interrupted is not None:
+        _report_interrupted(report)
     if report.ok:
         n = {"create": 0, "update": 0, "delete": 0}
         for e in report.done:
@@ -213,12 +225,37 @@ def _report(outcome: operations.ApplyOutcome) -> None:
     raise RollbackIncomplete("\n".join(lines))
 
 
+def _report_interrupted(report: ApplyReport) -> None:
+    """Raise Interrupted (exit 130/143) saying what was done and what is left."""
+    signal_name = report.interrupted or "SIGINT"
+    lines = [
+        f"Interrupted by {signal_name}: {len(report.done)} done, {len(report.skipped)} not started; "
+        "run apply again to continue."
+    ]
+    for step in report.provisioning:
+        lines.append(f"  still provisioning: {step.change.address} (the next apply waits for it)")
+    for step, err in report.failed:
+        lines.append(f"  failed: {step.op} {step.change.address}: {err}")
+    for step in report.skipped:
+        lines.append(f"  not started: {step.op} {step.change.address}")
+    lines.append("The state records everything done; the lock is released.")
+    raise Interrupted("\n".join(lines), signal_name)
+
+
 def _approve(plan: Plan, auto_approve: bool, what: str) -> None:
     if auto_approve:
         return
-    click.echo(f"Do you want to {what}? Only 'yes' will be accepted.")
-    click.echo("  Enter a value: ", nl=False)
-    line = sys.stdin.readline()
+    # asyncio.run's own SIGINT handler only cancels the main task, which a blocking read never
+    # sees: from the question on, Ctrl-C raises KeyboardInterrupt (exit 130) at once
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if main else None
+    try:
+        click.echo(f"Do you want to {what}? Only 'yes' will be accepted.")
+        click.echo("  Enter a value: ", nl=False)
+        line = sys.stdin.readline()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     if not line:
         raise UsageError(
             f"no input to confirm; refusing to {what}. Use --auto-approve to {what} without a prompt"
@@ -234,12 +271,20 @@ class ReconcilerGroup(click.Group):
         """Run a command; every message it ends with is scrubbed of the secrets the run knows."""
         kw["standalone_mode"] = False
         REDACTOR.add(environment_secrets(os.environ))
+        terminated = _on_sigterm()
         try:
             rv = super().main(list(args) if args is not None else None, *a, **kw)
             code = rv if isinstance(rv, int) else 0
-        except click.exceptions.Abort:
-            click.echo("Aborted.", err=True)
-            code = 1
+        except click.exceptions.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C outside an apply's steps
+                click.echo("Interrupted by SIGINT; nothing on the platforms was changed.", err=True)
+                code = EXIT_CODES["SIGINT"]
+            else:
+                click.echo("Aborted.", err=True)
+                code = 1
+        except Interrupted as exc:
+            click.echo(REDACTOR.scrub(exc.render()), err=True)
+            code = exc.exit_code
         except click.ClickException as exc:
             shown = io.StringIO()
             exc.show(file=shown)
@@ -257,7 +302,22 @@ class ReconcilerGroup(click.Group):
             code = 1
         finally:
             _stop_logging()
+            if terminated is not None:
+                signal.signal(signal.SIGTERM, terminated)
         sys.exit(code)
+
+
+def _on_sigterm() -> signal._HANDLER | None:
+    """SIGTERM outside an apply's steps (which stop cleanly, see reconciler.interrupts) ends the
+    command as Interrupted (exit 143), not silently; returns the handler it replaced."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Interrupted("Interrupted by SIGTERM; nothing on the platforms was changed.", "SIGTERM")
+
+    try:
+        return signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread
+        return None
 
 
 class _StderrHandler(logging.Handler):
@@ -479,6 +539,7 @@ def _apply(
                 progress=_progress,
                 rollback=rollback,
                 policy_overrides=flags.overrides,
+                say=lambda message: click.echo(message, err=True),
             )
 
     outcome: operations.ApplyOutcome | None = operations.run(lambda: operations.with_providers(loaded, body))

@@ -10,8 +10,9 @@
     ├── ProviderError           a platform call failed (platform code and message)
     │   └── TransportError      the platform could not be reached at all
     ├── PolicyError             a change is refused by lifecycle or policy
-    └── ApplyError              an apply stopped on a failed step
-        └── RollbackIncomplete  (exit 3) undo could not restore everything
+    ├── ApplyError              an apply stopped on a failed step
+    │   └── RollbackIncomplete  (exit 3) undo could not restore everything
+    └── Interrupted             (exit 130 SIGINT, 143 SIGTERM) a signal stopped the run
 
 Anything else that escapes is a bug and keeps its traceback.
 The CLI is the one place that turns these into output and an exit code.
@@ -138,3 +139,15 @@ class ApplyError(ReconcilerError):
 
 class RollbackIncomplete(ApplyError):
     exit_code = 3
+
+
+class Interrupted(ReconcilerError):
+    """A signal stopped the run; the state records what was done. Exit 128 + the signal's number."""
+
+    def __init__(self, message: str, signal_name: str = "SIGINT") -> None:
+        self.signal_name = signal_name
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+        super().__init__(message)
+
+    def render(self) -> str:
+        return str(self)

@@ -19,6 +19,7 @@ from reconciler.applier import Applier, ApplyReport, Event, now_iso
 from reconciler.assessment import Assessment
 from reconciler.drift import DriftReport, detect, recorded_state, refresh_only_plan
 from reconciler.errors import PlanFileError, PolicyError, ReconcilerError, StateError, UsageError
+from reconciler.interrupts import StopRequest, stopping_on_signals
 from reconciler.plan import Action, Plan, check_current
 from reconciler.planner import build_plan
 from reconciler.policy import check_blocked, enforce
@@ -214,8 +215,12 @@ async def apply_async(
     progress: Callable[[Event], None] = lambda e: None,
     rollback: bool = True,
     policy_overrides: Collection[str] = (),
+    say: Callable[[str], None] = lambda message: None,
 ) -> ApplyOutcome:
     """Apply a plan made against the current state; on failure, undo what was done.
+
+    SIGINT/SIGTERM during the apply stop it (:mod:`reconciler.interrupts`; ``say``
+    tells the user): no rollback then, the next apply continues.
 
     Caller holds the lock. Rollback is one more plan (see :mod:`reconciler.rollback`):
     desired = the resources as they were, recorded = now, live = a fresh refresh.
@@ -233,8 +238,31 @@ async def apply_async(
     backend.check_writable()  # before the first platform change: an unwritable state changes nothing
     if state is None:
         state = StateDoc.new(stack.name)
-    applier = Applier(plan, stack, providers, backend, state, parallelism=parallelism, progress=progress)
+    stop = StopRequest()
+    with stopping_on_signals(stop, say):
+        return await _apply_then_undo(
+            plan, stack, backend, providers, state, stop, parallelism, progress, rollback=rollback
+        )
+
+
+async def _apply_then_undo(
+    plan: Plan,
+    stack: Stack,
+    backend: Backend,
+    providers: Mapping[str, Provider],
+    state: StateDoc,
+    stop: StopRequest,
+    parallelism: int,
+    progress: Callable[[Event], None],
+    *,
+    rollback: bool,
+) -> ApplyOutcome:
+    applier = Applier(
+        plan, stack, providers, backend, state, parallelism=parallelism, progress=progress, stop=stop
+    )
     report = await applier.run()
+    if report.interrupted is not None:  # asked to stop, not failed: the next apply goes on from here
+        return ApplyOutcome(report)
     if report.ok or not rollback or applier.state.resources == state.resources:
         # nothing to undo when no step changed what the state records
         return ApplyOutcome(report)
@@ -248,7 +276,7 @@ async def apply_async(
         live = await refresh(restored, providers)
         undo = build_plan(target, restored, live, providers, created_at=now_iso())
         undoer = Applier(
-            undo, target, providers, backend, restored, parallelism=parallelism, progress=progress
+            undo, target, providers, backend, restored, parallelism=parallelism, progress=progress, stop=stop
         )
         return ApplyOutcome(report, await undoer.run(), undo)
     except ReconcilerError as exc:

@@ -59,7 +59,7 @@ def start_emulator(tmp: Path, *extra: str) -> Served:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            httpx.get(url + "/v1/workspaces", headers={"X-Auth-Token": token}, timeout=1)
+            httpx.get(url + "/v1/workspaces", headers={"X-Auth-Token": token}, timeout=5)
             return Served(url, token, proc)
         except httpx.TransportError:
             if proc.poll() is not None:
