@@ -31,12 +31,12 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 
 from reconciler.emulators.config import EmulatorConfig
-from reconciler.emulators.envelope import BodyRefused, FabricError, invalid_input, read_body
+from reconciler.emulators.envelope import BodyRefused, FabricError, read_body
+from reconciler.emulators.fabric_errors import BAD_TOKEN, IAM_AUTH_FAILED, bad_request, fabric_error
 from reconciler.signing import SignatureError, is_signed, verify
 
-IAM_AUTH_CODE = "APIG.0301"
-IAM_AUTH_MESSAGE = "Incorrect IAM authentication information"
-TOKEN_CODE = "APIG.1002"
+IAM_AUTH_CODE = IAM_AUTH_FAILED
+TOKEN_CODE = BAD_TOKEN
 
 
 async def authenticate(request: Request, config: EmulatorConfig) -> None:
@@ -47,11 +47,9 @@ async def authenticate(request: Request, config: EmulatorConfig) -> None:
         return
     token = request.headers.get("X-Auth-Token")
     if token is None or not hmac.compare_digest(token.encode(), config.fabric_token.encode()):
-        raise FabricError(
-            401,
+        raise fabric_error(
             TOKEN_CODE,
-            "Incorrect token or token resolution failed",
-            "Send a valid IAM token in the X-Auth-Token header, or sign the request with an AK/SK.",
+            solution="Send a valid IAM token in the X-Auth-Token header, or sign the request with an AK/SK.",
         )
 
 
@@ -70,7 +68,7 @@ async def _check_signature(request: Request, headers: dict[str, str], config: Em
     try:
         body = await read_body(request)
     except BodyRefused as exc:
-        raise invalid_input(exc.reason, exc.cause) from None
+        raise bad_request(exc.reason, exc.cause) from None
     now = datetime.fromtimestamp(config.clock(), tz=UTC)
 
     def lookup_sk(ak: str) -> str | None:
@@ -85,24 +83,21 @@ async def _check_signature(request: Request, headers: dict[str, str], config: Em
 
 def _signature_refused(exc: SignatureError) -> FabricError:
     if exc.reason == "unknown_ak":
-        return FabricError(
-            401,
+        return fabric_error(
             IAM_AUTH_CODE,
-            f"{IAM_AUTH_MESSAGE}: Get secretKey failed,ak:******,err:ak not exist",
+            ": Get secretKey failed,ak:******,err:ak not exist",
             "Check that the access key ID (AK) is correct and still enabled.",
         )
     if exc.reason == "expired":
-        return FabricError(
-            401,
+        return fabric_error(
             IAM_AUTH_CODE,
-            f"{IAM_AUTH_MESSAGE}: signature expired, {exc.detail}",
+            f": signature expired, {exc.detail}",
             "X-Sdk-Date must be within 15 minutes of the server time; check the client's clock.",
         )
     detail = "" if exc.reason == "mismatch" else f", {exc.detail}"
-    return FabricError(
-        401,
+    return fabric_error(
         IAM_AUTH_CODE,
-        f"{IAM_AUTH_MESSAGE}: verify aksk signature fail{detail}",
+        f": verify aksk signature fail{detail}",
         "Check that the SK belongs to the AK and that the request is signed as sent "
         "(method, path, query, signed headers, body).",
     )

@@ -6,39 +6,35 @@ under the ``fabric.*`` collections, so it persists and is shared with whoever
 holds the same store. Objects carry their owning workspace in ``_workspace_id``;
 keys starting with ``_`` are bookkeeping and never leave the emulator.
 
-Error codes this emulator answers with (all in the ``{"error_code",
-"error_msg", "solution_msg"}`` envelope):
+Error answers (all in the ``{"error_code", "error_msg", "solution_msg"}``
+envelope) come from :mod:`reconciler.emulators.fabric_errors`, which holds the
+codes the platform documents and refuses any other:
 
-=======  ==========================  ==============================================
-status   error_code                  when
-=======  ==========================  ==============================================
-400      common.01000001             body or query breaks a rule (names field, rule)
-401      APIG.1002                   missing or wrong ``X-Auth-Token``
-401      APIG.0301                   AK/SK signature wrong, AK unknown, or
-                                     ``X-Sdk-Date`` over 15 minutes off (``fabric_auth``)
-404      common.01000001             an endpoint / model / version / instance id
-                                     names nothing; unknown path
-405      common.01000001             path exists, method does not
-400      dataartsfabric.00010002     name already used by another object of the kind
-400      dataartsfabric.00010003     workspace does not exist
-400      dataartsfabric.00010009     an id in the body names nothing (endpoint, model,
-                                     model version)
-400      dataartsfabric.00010010     deleting a workspace that still holds objects
-400      dataartsfabric.00010011     deleting something others still use
-400      dataartsfabric.00010012     deleting a model's current version
-400      dataartsfabric.00010020     update/delete while a transition is running
-400      dataartsfabric.00010021     deploying onto an endpoint that is not RUNNING
-400      dataartsfabric.00010022     changing a field that cannot be updated
-400      dataartsfabric.00010023     invoking a service instance that is not RUNNING
-400      dataartsfabric.00010030     instance scale does not fit the endpoint's
-                                     reserved resources
-500      common.00000500             a bug in the emulator
-=======  ==========================  ==============================================
+=======  =======================  ============================================
+status   error_code               when
+=======  =======================  ============================================
+400      dataartsfabric.00010003  the workspace of the path does not exist
+400      dataartsfabric.00010009  an id in the body names nothing (endpoint,
+                                  model, model version)
+400      common.01000001          body or query breaks a rule; a name already
+                                  taken; a busy or not-RUNNING object; an
+                                  object still in use; a field that cannot be
+                                  updated; a scale the endpoint cannot hold; a
+                                  non-empty workspace; the current version
+                                  (the reason names the rule)
+401      APIG.1002                missing or wrong ``X-Auth-Token``
+401      APIG.0301                AK/SK signature wrong, AK unknown, or
+                                  ``X-Sdk-Date`` over 15 minutes off
+404      common.01000001          an endpoint / model / version / instance id
+                                  names nothing; unknown path
+500      common.00000500          a bug in the emulator
+=======  =======================  ============================================
 
 An endpoint or service instance whose name matches a ``fail_provisioning``
 glob (:class:`~reconciler.emulators.faults.FaultSettings`) ends its creation in
 CREATE_FAILED (endpoint) or FAILED (instance), with ``error_code``
-``dataartsfabric.00010040`` and ``error_msg`` "insufficient resources: ...".
+``common.00000500`` and ``error_msg`` "internal error, reason: insufficient
+resources: ...".
 """
 
 from __future__ import annotations
@@ -54,7 +50,17 @@ from starlette.responses import Response
 
 from reconciler.emulators import lifecycle
 from reconciler.emulators.config import EmulatorConfig
-from reconciler.emulators.envelope import FabricError, fabric_response, invalid_input, not_found_status
+from reconciler.emulators.envelope import FabricError, fabric_response
+from reconciler.emulators.fabric_errors import (
+    INTERNAL_ERROR,
+    NO_RESOURCES_FOUND,
+    WORKSPACE_NOT_EXIST,
+    bad_request,
+    fabric_error,
+    message,
+    not_found,
+    state_conflict,
+)
 from reconciler.emulators.fabric_validation import page
 from reconciler.emulators.store import Collection, JsonObject, Store
 
@@ -97,78 +103,65 @@ class Call:
 
 
 def workspace_missing(workspace_id: str) -> FabricError:
-    return FabricError(
-        400,
-        "dataartsfabric.00010003",
-        "workspace does not exist",
-        f"No workspace has id {workspace_id!r}; list workspaces to find the right id.",
+    return fabric_error(
+        WORKSPACE_NOT_EXIST,
+        solution=f"No workspace has id {workspace_id!r}; create a workspace first, or list workspaces "
+        "to find the right id.",
     )
 
 
 def reference_missing(what: str, ident: str) -> FabricError:
-    return FabricError(
-        400,
-        "dataartsfabric.00010009",
-        "queried resource does not exist",
-        f"The {what} {ident!r} given in the request does not exist in this workspace.",
+    return fabric_error(
+        NO_RESOURCES_FOUND,
+        solution=f"The {what} {ident!r} given in the request does not exist in this workspace; "
+        "enter the correct resource ID.",
     )
 
 
 def name_taken(kind: str, name: str) -> FabricError:
-    return FabricError(
-        400,
-        "dataartsfabric.00010002",
+    return bad_request(
         f"{kind} name already exists: {name}",
-        f"Choose another name; names of {kind}s are unique within their scope.",
+        solution=f"Choose another name; names of {kind}s are unique within their scope.",
     )
 
 
 def busy(kind: str, status: str) -> FabricError:
-    return FabricError(
-        400,
-        "dataartsfabric.00010020",
-        f"resource is busy, status: {status}",
-        f"Wait until the {kind} is RUNNING, then try again.",
+    return state_conflict(
+        f"resource is busy, status: {status}", f"Wait until the {kind} is RUNNING, then try again."
     )
 
 
 def not_updatable(field: str) -> FabricError:
-    return FabricError(
-        400,
-        "dataartsfabric.00010022",
+    return bad_request(
         f"parameter cannot be updated: {field}",
-        "Create a new resource with the wanted value and delete the old one.",
+        solution="Create a new resource with the wanted value and delete the old one.",
     )
 
 
 def in_use(what: str, users: Iterable[str]) -> FabricError:
     names = ", ".join(sorted(users))
-    return FabricError(
-        400,
-        "dataartsfabric.00010011",
-        f"{what} is still in use by service instances: {names}",
-        "Delete the service instances first.",
+    return state_conflict(
+        f"{what} is still in use by service instances: {names}", "Delete the service instances first."
     )
 
 
-PROVISIONING_FAILED = "dataartsfabric.00010040"
+PROVISIONING_FAILED = INTERNAL_ERROR
 
 
 def provisioning_failure(status: str, name: str) -> JsonObject:
     """The fields an object ends with when the region has no capacity to provision it."""
+    reason = f"insufficient resources: the region has no capacity left to provision {name}"
     return {
         "status": status,
         "error_code": PROVISIONING_FAILED,
-        "error_msg": f"insufficient resources: the region has no capacity left to provision {name}",
+        "error_msg": message(PROVISIONING_FAILED, f", reason: {reason}"),
     }
 
 
-def capacity_exceeded(message: str) -> FabricError:
-    return FabricError(
-        400,
-        "dataartsfabric.00010030",
-        f"insufficient endpoint resources: {message}",
-        "Lower the instance maximum or raise the endpoint's reserved mu maximum.",
+def capacity_exceeded(detail: str) -> FabricError:
+    return bad_request(
+        f"insufficient endpoint resources: {detail}",
+        solution="Lower the instance maximum or raise the endpoint's reserved mu maximum.",
     )
 
 
@@ -233,7 +226,7 @@ class FabricCloud:
         """The object of this workspace with this id, or the platform's 404."""
         found = collection.get(object_id)
         if found is None or found["_workspace_id"] != workspace_id:
-            raise not_found_status()
+            raise not_found()
         return found
 
     @staticmethod
@@ -284,9 +277,9 @@ def ordered(
     sort_by = (call.query.get("sort_by") or default_sort or "").upper() or None
     order_by = (call.query.get("order_by") or default_order).upper()
     if sort_by is not None and sort_by not in keys:
-        raise invalid_input(f"sort_by must be one of {', '.join(keys)} (got {call.query.get('sort_by')!r}).")
+        raise bad_request(f"sort_by must be one of {', '.join(keys)} (got {call.query.get('sort_by')!r}).")
     if order_by not in ("ASC", "DESC"):
-        raise invalid_input(f"order_by must be ASC or DESC (got {call.query.get('order_by')!r}).")
+        raise bad_request(f"order_by must be ASC or DESC (got {call.query.get('order_by')!r}).")
     if sort_by is None:
         return objects[::-1] if order_by == "DESC" else objects
     return sorted(objects, key=keys[sort_by], reverse=order_by == "DESC")

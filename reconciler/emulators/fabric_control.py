@@ -15,7 +15,7 @@ from typing import Any
 from starlette.responses import Response
 
 from reconciler.emulators import fabric_validation as rules
-from reconciler.emulators.envelope import FabricError, fabric_response, not_found_status
+from reconciler.emulators.envelope import fabric_response
 from reconciler.emulators.fabric_cloud import (
     OWNER,
     RUNNING,
@@ -32,6 +32,7 @@ from reconciler.emulators.fabric_cloud import (
     public,
     reference_missing,
 )
+from reconciler.emulators.fabric_errors import not_found, state_conflict
 from reconciler.emulators.store import JsonObject
 
 # ---------------------------------------------------------------- workspaces
@@ -81,11 +82,8 @@ def delete_workspace(cloud: FabricCloud, call: Call) -> Response:
     }
     if any(contents.values()):
         held = ", ".join(f"{count} {kind}" for kind, count in contents.items() if count)
-        raise FabricError(
-            400,
-            "dataartsfabric.00010010",
-            "workspace is not empty",
-            f"The workspace still holds {held}; delete them first.",
+        raise state_conflict(
+            "workspace is not empty", f"The workspace still holds {held}; delete them first."
         )
     del cloud.workspaces[workspace["id"]]
     return fabric_response(None, status_code=204)
@@ -328,11 +326,9 @@ def delete_model_version(cloud: FabricCloud, call: Call) -> Response:
     version_id = call.param("version_id")
     version = next((v for v in model["_versions"] if v["id"] == version_id), None)
     if version is None:
-        raise not_found_status()
+        raise not_found()
     if version_id == model["_current_version_id"]:
-        raise FabricError(
-            400,
-            "dataartsfabric.00010012",
+        raise state_conflict(
             "the current version of a model cannot be deleted",
             "Make another version current (current_version_id) first, or delete the model.",
         )

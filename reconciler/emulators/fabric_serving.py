@@ -18,7 +18,7 @@ from typing import Any
 from starlette.responses import Response, StreamingResponse
 
 from reconciler.emulators import fabric_validation as rules
-from reconciler.emulators.envelope import FabricError, fabric_response, invalid_input
+from reconciler.emulators.envelope import fabric_response
 from reconciler.emulators.fabric_cloud import (
     RUNNING,
     USER,
@@ -33,6 +33,7 @@ from reconciler.emulators.fabric_cloud import (
     ordered,
     reference_missing,
 )
+from reconciler.emulators.fabric_errors import bad_request, state_conflict
 from reconciler.emulators.store import JsonObject
 
 
@@ -131,9 +132,7 @@ def deploy_instance(cloud: FabricCloud, call: Call) -> Response:
     elif all(version["id"] != source["version_id"] for version in model["_versions"]):
         raise reference_missing("model version", source["version_id"])
     if endpoint["status"] != RUNNING:
-        raise FabricError(
-            400,
-            "dataartsfabric.00010021",
+        raise state_conflict(
             f"endpoint is not running, status: {endpoint['status']}",
             f"Wait until endpoint {endpoint['name']} is RUNNING, then deploy again.",
         )
@@ -214,7 +213,7 @@ def update_instance(cloud: FabricCloud, call: Call) -> Response:
     cloud.require_unique_name(siblings, "service instance", changes.get("name"), instance["id"])
     wanted = int(changes["max"] if "max" in changes else resource["max"])
     if wanted < resource["min"]:
-        raise invalid_input(
+        raise bad_request(
             f"config.model_instance_config.resource.max ({wanted}) must be greater than or equal to "
             f"config.model_instance_config.resource.min ({resource['min']})."
         )
@@ -245,9 +244,7 @@ def invoke_instance(cloud: FabricCloud, call: Call) -> Response:
     instance = cloud.owned(cloud.instances, workspace["id"], call.param("instance_id"))
     messages = rules.invocation_messages(call.body)
     if instance["status"] != RUNNING:
-        raise FabricError(
-            400,
-            "dataartsfabric.00010023",
+        raise state_conflict(
             f"service instance is not running, status: {instance['status']}",
             "Wait until the service instance is RUNNING, then invoke it again.",
         )

@@ -1,7 +1,7 @@
 """The Fabric emulator's input rules: what a request body or query may hold.
 
 Every reader here takes untrusted JSON and returns plain values ready to be
-stored, or raises :class:`~reconciler.emulators.envelope.FabricError` with the
+stored, or raises :func:`~reconciler.emulators.fabric_errors.bad_request`: the
 platform's 400 ``common.01000001`` envelope naming the field and the rule.
 Nothing here touches the store: rules that need other objects (does the
 endpoint exist, does the capacity fit) live with the handlers.
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
-from reconciler.emulators.envelope import invalid_input, type_mismatch
+from reconciler.emulators.fabric_errors import bad_request, type_mismatch
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,12 @@ class TextRule:
 
     def check(self, field: str, value: str) -> None:
         if not self.min_len <= len(value) <= self.max_len:
-            raise invalid_input(f"{field} must be {self.min_len}-{self.max_len} characters long.")
+            raise bad_request(f"{field} must be {self.min_len}-{self.max_len} characters long.")
         if self.pattern is not None and not self.pattern.fullmatch(value):
-            raise invalid_input(f"{field} {self.explanation}.")
+            raise bad_request(f"{field} {self.explanation}.")
         bad = sorted({char for char in value if char in self.forbidden})
         if bad:
-            raise invalid_input(f"{field} must not contain any of {self.forbidden} (found {''.join(bad)}).")
+            raise bad_request(f"{field} must not contain any of {self.forbidden} (found {''.join(bad)}).")
 
 
 NAME = TextRule(
@@ -75,7 +75,7 @@ class Fields:
     def _value(self, key: str, required: bool) -> Any:
         value = self._data.get(key)
         if value is None and required:
-            raise invalid_input(f"{self.path(key)} is required.")
+            raise bad_request(f"{self.path(key)} is required.")
         return value
 
     @overload
@@ -98,7 +98,7 @@ class Fields:
     def choice(self, key: str, choices: tuple[str, ...], *, required: bool = False) -> str | None:
         value = self.text(key, ANY_TEXT, required=required)
         if value is not None and value not in choices:
-            raise invalid_input(f"{self.path(key)} must be one of {', '.join(choices)} (got {value!r}).")
+            raise bad_request(f"{self.path(key)} must be one of {', '.join(choices)} (got {value!r}).")
         return value
 
     @overload
@@ -112,7 +112,7 @@ class Fields:
         if isinstance(value, bool) or not isinstance(value, int):
             raise type_mismatch(self.path(key), "integer")
         if not low <= value <= high:
-            raise invalid_input(f"{self.path(key)} must be between {low} and {high} (got {value}).")
+            raise bad_request(f"{self.path(key)} must be between {low} and {high} (got {value}).")
         return value
 
     def flag(self, key: str) -> bool | None:
@@ -139,7 +139,7 @@ class Fields:
 
 def _ordered(low_name: str, low: int, high_name: str, high: int) -> None:
     if high < low:
-        raise invalid_input(f"{high_name} ({high}) must be greater than or equal to {low_name} ({low}).")
+        raise bad_request(f"{high_name} ({high}) must be greater than or equal to {low_name} ({low}).")
 
 
 # ---------------------------------------------------------------- queries
@@ -154,7 +154,7 @@ def query_int(query: Mapping[str, str], key: str, default: int, low: int, high: 
     except ValueError:
         raise type_mismatch(key, "integer") from None
     if not low <= value <= high:
-        raise invalid_input(f"{key} must be between {low} and {high} (got {value}).")
+        raise bad_request(f"{key} must be between {low} and {high} (got {value}).")
     return value
 
 
@@ -276,7 +276,7 @@ def model_update(body: dict[str, Any]) -> dict[str, Any]:
     fields = Fields(body)
     version = fields.child("version")
     if version is not None and fields.has("current_version_id"):
-        raise invalid_input("current_version_id and version cannot be given together.")
+        raise bad_request("current_version_id and version cannot be given together.")
     changes = {
         "name": fields.text("name", NAME),
         "description": fields.text("description", DESCRIPTION),
@@ -346,11 +346,11 @@ def instance_update(body: dict[str, Any]) -> dict[str, Any]:
 def invocation_messages(body: dict[str, Any]) -> list[dict[str, str]]:
     messages = body.get("messages")
     if messages is None:
-        raise invalid_input("messages is required.")
+        raise bad_request("messages is required.")
     if not isinstance(messages, list):
         raise type_mismatch("messages", "array")
     if not messages:
-        raise invalid_input("messages must hold at least one message.")
+        raise bad_request("messages must hold at least one message.")
     result = []
     for index, item in enumerate(messages):
         message = Fields(item, f"messages[{index}]")

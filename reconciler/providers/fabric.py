@@ -52,8 +52,9 @@ from reconciler.providers.polling import poll_until
 PLATFORM = "fabric"
 PAGE_SIZE = 100
 EMBEDDED_BASE_URL = "http://fabric.embedded"
+# The error-code table (api-fabric dataartsfabric_03_0028) answers 400 for these two "does not
+# exist" cases: 00010003 "Workspace not exist.", 00010009 "No resources found.".
 MISSING_CODES = frozenset({"dataartsfabric.00010003", "dataartsfabric.00010009"})
-BUSY_CODE = "dataartsfabric.00010020"
 
 
 class EndpointStatus(StrEnum):
@@ -506,9 +507,10 @@ class FabricProvider:
         Several live matches raise ProviderError ``ambiguous_name`` rather than adopt a guess.
         """
         named = [o for o in await self._list_raw(kind, scope, {"name": name}) if o.get("name") == name]
-        candidates = [o for o in named if o.get("status") != "DELETED"] or named[:1]
+        spec = _kind(kind).spec
+        candidates = [o for o in named if _raw_phase(spec, o) is not Phase.GONE] or named[:1]
         if len(candidates) > 1:
-            candidates = [o for o in candidates if o.get("status") != "DELETING"] or candidates
+            candidates = [o for o in candidates if _raw_phase(spec, o) is not Phase.DELETING] or candidates
         if len(candidates) > 1:
             ids = ", ".join(str(o["id"]) for o in candidates)
             raise ProviderError(
@@ -564,8 +566,11 @@ class FabricProvider:
             return
         if _is_missing(error):
             return
-        if error.code == BUSY_CODE:  # already being deleted (a retry after a lost answer) is success
-            current = await self.read(kind, id, scope)
+        if error.status == 400:  # refused: success if it is already going (a retry after a lost answer)
+            try:
+                current = await self.read(kind, id, scope)
+            except ProviderError:
+                raise error from None
             if k.spec.phase(id, current).absent:
                 return
         raise error
@@ -596,7 +601,7 @@ class FabricProvider:
         ``chat.completion.chunk`` events up to ``data: [DONE]``, all within
         ``timeout`` seconds. Sent once: a slow or failed answer is the verdict.
         Raises ProviderError with the platform's code when it answers an error
-        (``dataartsfabric.00010023``: the instance is not running), else with
+        (e.g. 400 ``common.01000001``: the instance is not running), else with
         ``health_check_failed`` (no complete answer in time, the connection
         lost, a stream that is malformed or ends before ``[DONE]``).
         """
@@ -738,6 +743,19 @@ def _stream_error(error: Any) -> tuple[str, str]:
         code, message = error.get("code") or error.get("error_code"), error.get("message")
         return str(code or HEALTH_CHECK_FAILED), str(message or error)
     return HEALTH_CHECK_FAILED, str(error)
+
+
+def _raw_phase(spec: KindSpec, obj: Mapping[str, Any]) -> Phase | None:
+    """The phase of a raw listed object by its kind's lifecycle; None for a status never documented."""
+    if spec.lifecycle is None:
+        return Phase.READY
+    status = obj.get("status")
+    try:
+        return spec.lifecycle.phase(
+            spec.name, str(obj.get("id")), status if isinstance(status, str) else None
+        )
+    except ProviderError:
+        return None
 
 
 def _is_missing(exc: ProviderError) -> bool:

@@ -231,10 +231,10 @@ def test_workspace_create_answers_the_documented_object(client: TestClient) -> N
 
 def test_workspace_names_are_unique(client: TestClient) -> None:
     workspace(client, "one")
-    assert_error(client.post("/v1/workspaces", json={"name": "one"}), 400, "dataartsfabric.00010002", "one")
+    assert_error(client.post("/v1/workspaces", json={"name": "one"}), 400, "common.01000001", "one")
     other = workspace(client, "two")
     response = client.put(f"/v1/workspaces/{other}", json={"name": "one"})
-    assert_error(response, 400, "dataartsfabric.00010002")
+    assert_error(response, 400, "common.01000001")
 
 
 @pytest.mark.parametrize(
@@ -304,7 +304,7 @@ def test_workspace_delete_and_unknown_workspace(client: TestClient) -> None:
     ws = workspace(client)
     assert client.delete(f"/v1/workspaces/{ws}").status_code == 204
     assert client.get("/v1/workspaces").json()["total"] == 0
-    missing = ("workspace does not exist",)
+    missing = ("Workspace not exist.",)
     assert_error(client.delete(f"/v1/workspaces/{ws}"), 400, "dataartsfabric.00010003", *missing)
     assert_error(client.put(f"/v1/workspaces/{ws}", json={"name": "x"}), 400, "dataartsfabric.00010003")
     for path in ["endpoints", "models", "services/instances", "endpoints/abc", "models/abc/versions"]:
@@ -314,7 +314,7 @@ def test_workspace_delete_and_unknown_workspace(client: TestClient) -> None:
 def test_a_workspace_that_still_holds_objects_cannot_be_deleted(client: TestClient) -> None:
     ws = workspace(client)
     model(client, ws)
-    body = assert_error(client.delete(f"/v1/workspaces/{ws}"), 400, "dataartsfabric.00010010", "not empty")
+    body = assert_error(client.delete(f"/v1/workspaces/{ws}"), 400, "common.01000001", "not empty")
     assert "1 models" in body["solution_msg"]
 
 
@@ -342,7 +342,7 @@ def test_endpoint_transitions_follow_the_clock(slow: TestClient, clock: FakeCloc
     url = f"/v1/workspaces/{ws}/endpoints/{ep}"
     clock.advance(9.9)
     assert slow.get(url).json()["status"] == "CREATING"
-    assert_error(slow.put(url, json={"name": "x"}), 400, "dataartsfabric.00010020", "status: CREATING")
+    assert_error(slow.put(url, json={"name": "x"}), 400, "common.01000001", "status: CREATING")
     clock.advance(0.1)
     assert slow.get(url).json()["status"] == "RUNNING"
     assert slow.put(url, json={"description": "new"}).json()["status"] == "UPDATING"
@@ -353,7 +353,7 @@ def test_endpoint_transitions_follow_the_clock(slow: TestClient, clock: FakeCloc
     assert slow.get(url).json()["status"] == "RUNNING"
     assert slow.delete(url).json() == {"id": ep}
     assert slow.get(url).json()["status"] == "DELETING"
-    assert_error(slow.delete(url), 400, "dataartsfabric.00010020", "DELETING")
+    assert_error(slow.delete(url), 400, "common.01000001", "DELETING")
     clock.advance(10)
     assert_error(slow.get(url), 404, "common.01000001", "response status exception, code: 404")
     assert slow.get(f"/v1/workspaces/{ws}/endpoints").json() == {"total": 0, "endpoints": []}
@@ -402,12 +402,12 @@ def test_endpoint_names_are_unique_per_workspace(client: TestClient) -> None:
     endpoint(client, first, "shared")
     endpoint(client, second, "shared")
     response = client.post(f"/v1/workspaces/{first}/endpoints", json=endpoint_body("shared"))
-    assert_error(response, 400, "dataartsfabric.00010002", "shared")
+    assert_error(response, 400, "common.01000001", "shared")
 
 
 def test_endpoint_update_rules(client: TestClient, stack: dict[str, Any]) -> None:
     url = f"/v1/workspaces/{stack['ws']}/endpoints/{stack['ep']}"
-    assert_error(client.put(url, json={"type": "sql"}), 400, "dataartsfabric.00010022", "type")
+    assert_error(client.put(url, json={"type": "sql"}), 400, "common.01000001", "type")
     response = client.put(url, json={"type": "inference", "name": "renamed", "cap": {"id": "cap-1"}})
     assert (response.status_code, response.json()["status"]) == (200, "UPDATING")
     mu = {"spec_code": MU, "min": 1, "max": 8}
@@ -441,9 +441,9 @@ def test_an_endpoint_with_instances_cannot_be_deleted_or_shrunk(
     ws, ep = stack["ws"], stack["ep"]
     svc = deploy(client, ws, ep, stack["model"], high=3)
     url = f"/v1/workspaces/{ws}/endpoints/{ep}"
-    assert_error(client.delete(url), 400, "dataartsfabric.00010011", "svc")
+    assert_error(client.delete(url), 400, "common.01000001", "svc")
     shrink = {"reserved_resource": {"mu": {"spec_code": MU, "min": 0, "max": 2}}}
-    assert_error(client.put(url, json=shrink), 400, "dataartsfabric.00010030", "3", "2")
+    assert_error(client.put(url, json=shrink), 400, "common.01000001", "3", "2")
     assert client.delete(instances_url(ws, svc)).status_code == 204
     assert client.get(instances_url(ws)).json()["total"] == 0
     assert client.delete(url).status_code == 200
@@ -492,14 +492,14 @@ def test_model_versions_update_and_delete(client: TestClient) -> None:
     assert updated.json()["description"] == "v2 now"
     versions = client.get(f"{url}/versions").json()
     assert (versions["total"], [v["name"] for v in versions["versions"]]) == (2, ["v1", "v2"])
-    assert_error(client.delete(f"{url}/versions/{second}"), 400, "dataartsfabric.00010012", "current version")
+    assert_error(client.delete(f"{url}/versions/{second}"), 400, "common.01000001", "current version")
     back = client.put(url, json={"current_version_id": first}).json()
     assert back["current_version"]["id"] == first
     assert client.delete(f"{url}/versions/{second}").status_code == 204
     assert client.get(f"{url}/versions").json()["total"] == 1
     assert_error(client.delete(f"{url}/versions/{second}"), 404, "common.01000001")
     unknown = client.put(url, json={"current_version_id": second})
-    assert_error(unknown, 400, "dataartsfabric.00010009", "queried resource does not exist")
+    assert_error(unknown, 400, "dataartsfabric.00010009", "No resources found.")
     both = {"current_version_id": first, "version": version_body("v3")}
     assert_bad_input(client.put(url, json=both), "cannot be given together")
 
@@ -508,9 +508,9 @@ def test_model_delete(client: TestClient, stack: dict[str, Any]) -> None:
     ws, (model_id, version_id) = stack["ws"], stack["model"]
     url = f"/v1/workspaces/{ws}/models/{model_id}"
     svc = deploy(client, ws, stack["ep"], stack["model"])
-    assert_error(client.delete(url), 400, "dataartsfabric.00010011", "svc")
+    assert_error(client.delete(url), 400, "common.01000001", "svc")
     client.put(url, json={"version": version_body("v2")})
-    assert_error(client.delete(f"{url}/versions/{version_id}"), 400, "dataartsfabric.00010011", "svc")
+    assert_error(client.delete(f"{url}/versions/{version_id}"), 400, "common.01000001", "svc")
     client.delete(instances_url(ws, svc))
     assert client.delete(url).status_code == 204
     assert client.get(f"/v1/workspaces/{ws}/models").json() == {"total": 0, "models": []}
@@ -605,7 +605,7 @@ def test_deploy_references_must_exist(client: TestClient, stack: dict[str, Any])
         instance_body(ep, (model_id, absent)),
     ]:
         response = client.post(instances_url(ws), json=body)
-        assert_error(response, 400, "dataartsfabric.00010009", "queried resource does not exist")
+        assert_error(response, 400, "dataartsfabric.00010009", "No resources found.")
         assert absent in response.json()["solution_msg"]
     foreign = endpoint(client, workspace(client, "other"))
     assert_error(client.post(instances_url(ws), json=instance_body(foreign, stack["model"])), 400,
@@ -616,7 +616,7 @@ def test_deploy_needs_a_running_endpoint(slow: TestClient, clock: FakeClock) -> 
     ws = workspace(slow)
     ep = endpoint(slow, ws)
     body = instance_body(ep, model(slow, ws))
-    assert_error(slow.post(instances_url(ws), json=body), 400, "dataartsfabric.00010021", "CREATING")
+    assert_error(slow.post(instances_url(ws), json=body), 400, "common.01000001", "CREATING")
     clock.advance(10)
     assert slow.post(instances_url(ws), json=body).status_code == 200
 
@@ -624,13 +624,13 @@ def test_deploy_needs_a_running_endpoint(slow: TestClient, clock: FakeClock) -> 
 def test_instances_must_fit_the_endpoint_reservation(client: TestClient, stack: dict[str, Any]) -> None:
     ws, ep, source = stack["ws"], stack["ep"], stack["model"]
     too_big = client.post(instances_url(ws), json=instance_body(ep, source, "big", 1, 5))
-    assert_error(too_big, 400, "dataartsfabric.00010030", "max 5", "maximum 4")
+    assert_error(too_big, 400, "common.01000001", "max 5", "maximum 4")
     first = deploy(client, ws, ep, source, "first", high=3)
     crowded = client.post(instances_url(ws), json=instance_body(ep, source, "second", 1, 2))
-    assert_error(crowded, 400, "dataartsfabric.00010030", "5 mu", "3 held by 1 other", "2 requested", "4")
+    assert_error(crowded, 400, "common.01000001", "5 mu", "3 held by 1 other", "2 requested", "4")
     deploy(client, ws, ep, source, "second", high=1)
     grow = client.put(instances_url(ws, first), json=resource(max=4))
-    assert_error(grow, 400, "dataartsfabric.00010030")
+    assert_error(grow, 400, "common.01000001")
     assert client.delete(instances_url(ws, first)).status_code == 204
     deploy(client, ws, ep, source, "third", high=3)
 
@@ -640,7 +640,7 @@ def test_an_endpoint_without_mu_takes_no_instances(client: TestClient) -> None:
     bare = client.post(f"/v1/workspaces/{ws}/endpoints", json={"name": "bare", "type": "inference"})
     ep = bare.json()["id"]
     response = client.post(instances_url(ws), json=instance_body(ep, model(client, ws)))
-    assert_error(response, 400, "dataartsfabric.00010030", "reserves no mu")
+    assert_error(response, 400, "common.01000001", "reserves no mu")
 
 
 def test_instance_list_filters(client: TestClient, stack: dict[str, Any]) -> None:
@@ -669,7 +669,7 @@ def test_instance_update_is_asynchronous(slow: TestClient, clock: FakeClock) -> 
     svc = deploy(slow, ws, ep, source)
     url = instances_url(ws, svc)
     bigger = resource(max=3)
-    assert_error(slow.put(url, json=bigger), 400, "dataartsfabric.00010020", "CREATING")
+    assert_error(slow.put(url, json=bigger), 400, "common.01000001", "CREATING")
     clock.advance(10)
     response = slow.put(url, json={"name": "renamed", "description": "console edit", **bigger})
     assert response.json() == {"id": svc}
@@ -694,7 +694,7 @@ def test_instance_min_spec_and_source_cannot_be_updated(
 ) -> None:
     svc = deploy(client, stack["ws"], stack["ep"], stack["model"])
     response = client.put(instances_url(stack["ws"], svc), json=change)
-    assert_error(response, 400, "dataartsfabric.00010022", field)
+    assert_error(response, 400, "common.01000001", field)
 
 
 def test_instance_update_accepts_unchanged_fixed_fields(client: TestClient, stack: dict[str, Any]) -> None:
@@ -715,7 +715,7 @@ def test_instance_delete_passes_through_deleting(slow: TestClient, clock: FakeCl
     url = instances_url(ws, deploy(slow, ws, ep, source))
     assert slow.delete(url).status_code == 204
     assert slow.get(url).json()["status"] == "DELETING"
-    assert_error(slow.delete(url), 400, "dataartsfabric.00010020", "DELETING")
+    assert_error(slow.delete(url), 400, "common.01000001", "DELETING")
     clock.advance(10)
     assert_error(slow.get(url), 404, "common.01000001", "code: 404")
     assert_error(slow.put(url, json={"name": "x"}), 404, "common.01000001")
@@ -728,7 +728,7 @@ def test_instance_names_are_unique_per_workspace(client: TestClient, stack: dict
     again = client.post(
         instances_url(stack["ws"]), json=instance_body(stack["ep"], stack["model"], "svc", 1, 1)
     )
-    assert_error(again, 400, "dataartsfabric.00010002", "svc")
+    assert_error(again, 400, "common.01000001", "svc")
 
 
 # ---------------------------------------------------------------- invocations
@@ -767,7 +767,7 @@ def test_invocation_needs_a_running_instance_and_messages(slow: TestClient, cloc
     clock.advance(10)
     url = instances_url(ws, deploy(slow, ws, ep, source)) + "/invocations"
     message = {"messages": [{"role": "user", "content": "hi"}]}
-    assert_error(slow.post(url, json=message), 400, "dataartsfabric.00010023", "CREATING")
+    assert_error(slow.post(url, json=message), 400, "common.01000001", "CREATING")
     clock.advance(10)
     assert slow.post(url, json=message).status_code == 200
     assert_bad_input(slow.post(url, json={}), "messages is required")

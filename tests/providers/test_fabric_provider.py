@@ -438,7 +438,7 @@ def test_platform_validation_error_is_surfaced_with_code_and_message() -> None:
         await workspace(p, "taken")
         with pytest.raises(ProviderError) as caught:
             await workspace(p, "taken")
-        assert caught.value.code == "dataartsfabric.00010002"
+        assert caught.value.code == "common.01000001"
 
     run(emulated(), body)
 
