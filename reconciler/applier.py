@@ -38,6 +38,7 @@ from reconciler import crashpoints, timings
 from reconciler.errors import ApplyError, ProviderError, ReconcilerError
 from reconciler.interrupts import StopRequest
 from reconciler.plan import Action, Change, Plan
+from reconciler.planner import diff_attributes
 from reconciler.providers.base import UNKNOWN, Live, Phase, Provider, RefValue, Until
 from reconciler.refresh import find_untracked
 from reconciler.stack.expressions import resolve
@@ -337,7 +338,7 @@ class Applier:
             seen = c.before if c.before is not None else rs.attributes
             before = Live(id=rs.id, attributes=seen, status=rs.status, name=rs.name)
             await self._journal(step, "intent", token, id=rs.id)
-            live = await provider.update(c.kind, before, desired)
+            live = await self._update(c, provider, before, desired)
             turn.leave()
             await self._record(c, live, provider, sent=desired)
             await self._journal(step, "done", token, id=live.id)
@@ -426,6 +427,29 @@ class Applier:
                     if found is not None:
                         self.progress(Event(c.address, "create", "adopted", 0.0, found.id))
                         return found
+                await self.sleep(min(8.0, 0.5 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    async def _update(self, c: Change, provider: Provider, before: Live, desired: Mapping[str, Any]) -> Live:
+        """Update; after a transient failure (the answer lost), read the object and retry only
+        while it still differs from ``desired``: an update that landed is not sent again."""
+        spec = provider.kinds[c.kind]
+        res = self.stack.resources.get(c.address)
+        ignore = res.lifecycle.ignore_changes if res is not None else ()
+        for attempt in range(self.create_attempts):
+            try:
+                return await provider.update(c.kind, before, desired)
+            except ProviderError as exc:
+                if not exc.retryable or attempt + 1 >= self.create_attempts:
+                    raise
+                scope = provider.scope_of(c.kind, {**before.attributes, **desired})
+                live = await provider.read(c.kind, before.id, scope)
+                if live is None:
+                    raise
+                seen = spec.with_inputs(live.attributes, desired)
+                if not diff_attributes(desired, seen, spec, ignore):
+                    return live  # it landed
+                before = live
                 await self.sleep(min(8.0, 0.5 * 2**attempt))
         raise AssertionError("unreachable")
 

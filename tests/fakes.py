@@ -38,6 +38,7 @@ class FakeProvider:
         self.calls: list[tuple[str, str]] = []
         self.fail_on: set[tuple[str, str]] = set()  # (op, name)
         self.lose_on: set[tuple[str, str]] = set()  # (op, name): done, then the answer is lost once
+        self.drop_on: set[tuple[str, str]] = set()  # (op, name): lost once on the way, never done
         self._n = 0
 
     def desired(self, kind: str, attrs: Mapping[str, Any], refs: Mapping[str, RefValue]) -> dict[str, Any]:
@@ -90,7 +91,14 @@ class FakeProvider:
 
     async def update(self, kind: str, live: Live, desired: Mapping[str, Any]) -> Live:
         self._check("update", desired.get("name"))
+        key = ("update", desired.get("name") or "")
+        if key in self.drop_on:
+            self.drop_on.discard(key)
+            raise ProviderError("fake", "connection reset", code="lost", retryable=True, operation="update")
         self.objects[live.id].update(desired)
+        if key in self.lose_on:
+            self.lose_on.discard(key)
+            raise ProviderError("fake", "connection reset", code="lost", retryable=True, operation="update")
         return self._live(live.id)
 
     async def delete(self, kind: str, id: str, scope: Mapping[str, str]) -> None:
