@@ -114,7 +114,8 @@ def test_a_no_op_plan_of_1000_resources_reads_no_more_than_its_list_pages(tmp_pa
     )
     pages += math.ceil(m.ms_deployments / modelstudio.PAGE_SIZE)
     pages += math.ceil(m.zs_services / zstack.PAGE_SIZE) + math.ceil(m.zs_groups / zstack.PAGE_SIZE)
-    assert seen["total"] <= pages + 1, seen  # + the ZStack login of a new session, if one is needed
+    preflight = 3  # one cheap call per platform (reconciler.preflight), made by every plan
+    assert seen["total"] <= pages + preflight + 1, seen  # + a ZStack login of a new session, if needed
     assert pages <= 20
     assert all(route.startswith(("GET ", "PUT /zstack/v1/accounts/login")) for route in seen["routes"]), seen
 
