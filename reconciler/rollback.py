@@ -93,6 +93,13 @@ def target_stack(before: StateDoc, plan: Plan, providers: Mapping[str, Provider]
             depends_on=tuple(sorted(refs | {d for d in rs.dependencies if d in kept})),
             file=file,
         )
+    # an output that held a server value (an id, say) follows the object the rollback restores
+    every: dict[str, tuple[str, str]] = {}
+    for address, rs in kept.items():
+        if address in specs:
+            for value, attr in _server_values(rs, specs[address].read_only).items():
+                every.setdefault(value, (address, attr))
+    outputs = {name: _link(value, every)[0] for name, value in before.outputs.items()}
     digest = hashlib.sha256(
         json.dumps(sorted(resources), default=str).encode() + before.lineage.encode()
     ).hexdigest()
@@ -103,7 +110,7 @@ def target_stack(before: StateDoc, plan: Plan, providers: Mapping[str, Provider]
         backend={},
         variables={},
         resources=resources,
-        outputs=dict(before.outputs),
+        outputs=outputs,
         digest=digest,
     )
 

@@ -136,3 +136,30 @@ def test_lost_create_response_is_adopted_not_duplicated() -> None:
     assert outcome.report.ok
     assert sorted(snapshot(p)) == ["e", "w"] and len(p.objects) == 2
     assert b.read().resources["workspaces.w"].id in p.objects
+
+
+def test_outputs_follow_the_objects_a_rollback_restores() -> None:
+    from reconciler.stack.spec import Deferred
+
+    p, b = FakeProvider(), MemoryBackend()
+    outputs = {
+        "wid": Deferred(template="{{ workspaces.w.id }}", refs=("workspaces.w",)),
+        "zone": Deferred(template="{{ workspaces.w.zone }}", refs=("workspaces.w",)),
+    }
+    first = stack_of(*base().resources.values(), outputs=outputs)
+    assert apply(first, p, b).report.ok
+    before = b.read()
+    assert before.outputs == {"wid": before.resources["workspaces.w"].id, "zone": "z1"}
+    # a new zone replaces the workspace; the deployment fails; rollback re-creates the z1 workspace
+    changed = stack_of(
+        *base("z2").resources.values(),
+        res("deployments.d", {"name": "d"}, refs={"endpoint": "endpoints.e"}),
+        outputs=outputs,
+    )
+    p.fail_on.add(("create", "d"))
+    outcome = apply(changed, p, b)
+    assert outcome.restored
+    after = b.read()
+    restored_id = after.resources["workspaces.w"].id
+    assert restored_id != before.resources["workspaces.w"].id  # a new object, as it was
+    assert after.outputs == {"wid": restored_id, "zone": "z1"}
