@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from reconciler import crashpoints, timings
-from reconciler.errors import ApplyError, ProviderError, ReconcilerError
+from reconciler.errors import ApplyError, ProviderError, ReconcilerError, StateError, StateWriteFailed
 from reconciler.interrupts import StopRequest
 from reconciler.plan import Action, Change, Plan
 from reconciler.planner import diff_attributes
@@ -181,6 +183,7 @@ class Applier:
         self.watcher = Watcher(sleep=sleep)
         self._written = state.serial  # the serial the backend holds
         self._writer: asyncio.Future[None] | None = None
+        self.write_failure: StateWriteFailed | None = None  # the backend refused a write: stop
         self._idle = 0  # running steps done calling (recording, waiting): not counted by parallelism
         self._calling: dict[str, int] = {}  # running steps still calling, by platform: who gets a turn
         self._events: asyncio.Queue[asyncio.Future[None] | None] | None = None
@@ -196,6 +199,9 @@ class Applier:
         goes on (calls a platform after its intent, say) before its change is durable.
         """
         self.state = doc.bumped()
+        if self.write_failure is not None:  # nothing is durable any more but the fallback file
+            self._save_fallback(self.state)
+            raise self.write_failure
         serial = self.state.serial
         while self._written < serial:
             if self._writer is None or self._writer.done():
@@ -206,9 +212,39 @@ class Applier:
         crashpoints.reached("state-write")
 
     async def _write(self, doc: StateDoc) -> None:
-        with timings.measure("state.write"):
-            await asyncio.to_thread(self.backend.write, doc)
+        try:
+            with timings.measure("state.write"):
+                await asyncio.to_thread(self.backend.write, doc)
+        except (OSError, StateError) as exc:
+            saved = self._save_fallback(self.state)
+            where = f"it is saved in {saved}" if saved else "no fallback file could be written either"
+            self.write_failure = StateWriteFailed(
+                f"the state could not be written to {self.backend.describe()}: {exc}; this apply stopped "
+                f"starting steps. What it did is recorded in memory and {where}. Make the state "
+                f"writable, then run `reconciler state push {self.stack.file} {saved or 'FILE'}` and "
+                "`reconciler apply` again"
+            )
+            raise self.write_failure from None
         self._written = doc.serial
+
+    def fallback_path(self) -> Path:
+        """Where the state goes when its backend cannot take it: beside the stack file."""
+        return Path(self.stack.file).parent / f"{self.stack.name}.state-fallback.json"
+
+    def _save_fallback(self, doc: StateDoc) -> Path | None:
+        """Write ``doc`` to :meth:`fallback_path` (atomically, mode 0600); ``None`` when that fails too."""
+        path = self.fallback_path()
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(doc.to_json())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError:
+            return None
+        return path
 
     async def _journal(
         self,

@@ -10,6 +10,7 @@
     ├── ProviderError           a platform call failed (platform code and message)
     │   └── TransportError      the platform could not be reached at all
     ├── PolicyError             a change is refused by lifecycle or policy
+    ├── StateWriteFailed        (exit 3) the state could not be written mid-apply
     ├── ApplyError              an apply stopped on a failed step
     │   └── RollbackIncomplete  (exit 3) undo could not restore everything
     └── Interrupted             (exit 130 SIGINT, 143 SIGTERM) a signal stopped the run
@@ -80,6 +81,13 @@ class StateError(ReconcilerError):
 
 class LockError(StateError):
     pass
+
+
+class StateWriteFailed(StateError):
+    """The state could not be written during an apply: what was done is in a fallback file; a
+    person must make the state writable and push it (exit 3)."""
+
+    exit_code = 3
 
 
 class PlanFileError(ReconcilerError):

@@ -261,6 +261,8 @@ async def _apply_then_undo(
         plan, stack, providers, backend, state, parallelism=parallelism, progress=progress, stop=stop
     )
     report = await applier.run()
+    if applier.write_failure is not None:  # no rollback: it could not be recorded either
+        raise applier.write_failure
     if report.interrupted is not None:  # asked to stop, not failed: the next apply goes on from here
         return ApplyOutcome(report)
     if report.ok or not rollback or applier.state.resources == state.resources:
