@@ -508,7 +508,25 @@ class Applier:
             finally:
                 await self.watcher.aclose()
 
+    async def _complete_half_recorded(self) -> None:
+        """Record what the plan read of objects whose create was recorded from its answer alone
+        (the read-back failed, status unknown): their dependants may need what only a read shows."""
+        doc = self.state
+        for c in self.plan.changes:
+            rs = doc.resources.get(c.address)
+            if c.action is not Action.NOOP or c.before is None or rs is None or rs.status is not None:
+                continue
+            provider = self.providers.get(c.platform)
+            if provider is None or c.kind not in provider.kinds:
+                continue
+            seen = provider.kinds[c.kind].with_inputs(c.before, rs.attributes)
+            if seen != rs.attributes:
+                doc = doc.with_resource(rs.model_copy(update={"attributes": seen}))
+        if doc is not self.state:
+            await self._persist(doc)
+
     async def _run(self) -> ApplyReport:
+        await self._complete_half_recorded()
         steps, needs = expand(self.plan, self.state)
         report = ApplyReport()
         keys = list(steps)
