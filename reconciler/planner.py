@@ -6,14 +6,14 @@ consulted only for their pure half (``kinds`` and ``desired``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import replace
 from typing import Any
 
 from reconciler.errors import PolicyError, UsageError
 from reconciler.graph import Graph
 from reconciler.plan import Action, AttrChange, Change, Plan
-from reconciler.providers.base import UNKNOWN, KindSpec, Live, Phase, Provider, RefValue
+from reconciler.providers.base import UNKNOWN, KindSpec, Limit, Live, Phase, Provider, RefValue
 from reconciler.stack.expressions import resolve
 from reconciler.stack.spec import ResourceSpec, Stack
 from reconciler.state.document import ResourceState, StateDoc
@@ -210,6 +210,99 @@ def _propagate_create_before_destroy(changes: list[Change]) -> list[Change]:
             j = by_address.get(d)
             if j is not None and out[j].action is Action.REPLACE and not out[j].create_before_destroy:
                 out[j] = replace(out[j], create_before_destroy=True)
+    return out
+
+
+def _number(attributes: Mapping[str, Any] | None, path: str) -> float | None:
+    value: Any = attributes
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return None if isinstance(value, bool) or not isinstance(value, int | float) else float(value)
+
+
+def _direction(change: Change, path: str) -> int:
+    """-1, 0 or 1: the number at ``path`` falls, stays (or is not a known number) or rises."""
+    before, after = _number(change.before, path), _number(change.after, path)
+    if before is None or after is None or before == after:
+        return 0
+    return -1 if after < before else 1
+
+
+def _consumes(child: Change, parent: Change, limit: Limit) -> bool:
+    """``child`` is an object of the limit's child kind on ``parent``."""
+    return (
+        child.platform == parent.platform
+        and child.kind == limit.child
+        and parent.address in child.depends_on
+        and (child.after or {}).get(limit.ref) in (parent.id, UNKNOWN)
+    )
+
+
+def limit_order(
+    changes: Iterable[Change], kinds: Mapping[str, Mapping[str, KindSpec]]
+) -> tuple[tuple[str, str], ...]:
+    """``(first, then)`` pairs of addresses whose updates the declared limits order.
+
+    For every limit (:attr:`KindSpec.limits`) of a planned resource, and the updates
+    of its children whose use of it changes (``kinds``: per platform, its kinds):
+
+    * the limit falls: each such child goes first, the parent after it
+      (the reverse of the dependency edge, so that the parent never goes below
+      what its children use); it rises: the parent first, as the dependency
+      edge has it (no pair: nothing to reverse);
+    * children whose use falls go before children of the same parent whose use
+      rises, so that the sum of uses never passes the limit between two calls.
+
+    A child that uses one limit of its parent that falls and another that rises
+    cannot go both before and after it: it keeps the dependency order.
+    Everything else (creates, deletes, updates that leave limits and uses alone)
+    keeps the order it had. Pure; the same changes give the same pairs, in order.
+    """
+    changes = list(changes)
+    updates = [c for c in changes if c.action is Action.UPDATE]
+    before_parent: dict[tuple[str, str], set[int]] = {}  # (child, parent): directions of the limits
+    siblings: list[tuple[str, str]] = []
+    for parent in changes:  # a parent left alone still bounds its children's trades
+        if parent.action is Action.DELETE:
+            continue
+        spec = kinds.get(parent.platform, {}).get(parent.kind)
+        for limit in spec.limits if spec is not None else ():
+            moved = [(c, _direction(c, limit.use)) for c in updates if _consumes(c, parent, limit)]
+            moved = [(c, d) for c, d in moved if d]
+            limit_moves = _direction(parent, limit.path)
+            if limit_moves:
+                for c, _ in moved:
+                    before_parent.setdefault((c.address, parent.address), set()).add(limit_moves)
+            falling = [c.address for c, d in moved if d < 0]
+            siblings += [(f, r.address) for f in falling for r, d in moved if d > 0]
+    reversed_edges = [pair for pair, moves in before_parent.items() if moves == {-1}]
+    out: list[tuple[str, str]] = []
+    for pair in (*reversed_edges, *siblings):
+        if pair not in out:
+            out.append(pair)
+    return tuple(out)
+
+
+def ordered_by_limits(
+    plan: Plan, providers: Mapping[str, Provider], needs: Mapping[str, Set[str]]
+) -> dict[str, set[str]]:
+    """``needs`` (for each step key, the steps that must finish first) with :func:`limit_order` in it.
+
+    A ``(first, then)`` pair makes ``update then`` wait for ``update first`` and drops the
+    opposite wait (the dependency edge a falling limit reverses). Should the pairs close a
+    cycle with the other waits, ``needs`` is returned unchanged: the dependency order stands.
+    """
+    kinds = {name: p.kinds for name, p in providers.items()}
+    out = {key: set(first) for key, first in needs.items()}
+    for first, then in limit_order(plan.changes, kinds):
+        a, b = f"update {first}", f"update {then}"
+        if a in out and b in out:
+            out[a].discard(b)
+            out[b].add(a)
+    if Graph.build(out).cycles():
+        return {key: set(first) for key, first in needs.items()}
     return out
 
 

@@ -112,6 +112,23 @@ class Lifecycle:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """A number on a parent object (dotted ``path``) that caps what its ``child`` kind's objects
+    use of it (dotted ``use``; together, the platform checks the sum against the limit).
+
+    A child is an object of kind ``child`` that depends on the parent (the parent's id in
+    its ``ref`` attribute). The platform refuses a parent update that lowers the limit below
+    what the children use, and a child update that uses more than the limit left:
+    when one apply changes both, the planner orders the updates so that each call fits.
+    """
+
+    path: str
+    child: str
+    use: str
+    ref: str
+
+
+@dataclass(frozen=True)
 class KindSpec:
     """Static facts about one resource kind of one platform.
 
@@ -151,6 +168,8 @@ class KindSpec:
     ``recomputed``: (attribute, path) pairs: the server assigns a new value to
     ``attribute`` when ``path`` changes (a model's ``version_id`` when its
     ``version`` changes), so dependants see it as unknown until applied.
+    ``limits``: numbers of this kind's objects that dependants of another kind
+    consume (see :class:`Limit`); the planner orders one apply's updates by them.
     """
 
     name: str
@@ -170,6 +189,7 @@ class KindSpec:
     change_marker: str | None = None
     client_id: bool = False
     create_defaults: Callable[[str], Mapping[str, Any]] | None = None
+    limits: tuple[Limit, ...] = ()
 
     def phase(self, id: str, live: Live | None) -> Phase:
         """The phase of ``live`` (None: absent); ProviderError for a status never documented."""

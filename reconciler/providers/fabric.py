@@ -44,7 +44,7 @@ import httpx
 
 from reconciler.errors import ProviderError, TransportError, UsageError
 from reconciler.preflight import AccessCheck, limited
-from reconciler.providers.base import UNKNOWN, KindSpec, Lifecycle, Live, Phase, RefValue, Until
+from reconciler.providers.base import UNKNOWN, KindSpec, Lifecycle, Limit, Live, Phase, RefValue, Until
 from reconciler.providers.fabric_signing import AkSkAuth
 from reconciler.providers.http import HTTP_BLOCK_KEYS, ApiClient, http_settings, tls_context
 from reconciler.providers.polling import poll_until
@@ -175,6 +175,10 @@ _KINDS: Mapping[str, _Kind] = {
             input_only=_words("public_access"),
             read_back=_words("name description type reserved_resource custom_image_id"),
             lifecycle=ENDPOINT_LIFECYCLE,
+            # the service instances on an endpoint may together scale to its reserved mu maximum
+            limits=(
+                Limit("reserved_resource.mu.max", "service_instance", f"{_RESOURCE}.max", "endpoint_id"),
+            ),
         ),
         "Endpoint", "endpoints", _SCOPED + "/endpoints", "control", True,
         ("name", "description", "type", "reserved_resource", "public_access", "custom_image_id"), (_WS,),
