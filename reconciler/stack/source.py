@@ -20,6 +20,7 @@ for bad input.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ Loc = tuple[str | int, ...]
 
 _YAML = "tag:yaml.org,2002:"
 _MAP, _SEQ, _STR, _MERGE, _TIMESTAMP = (f"{_YAML}{t}" for t in ("map", "seq", "str", "merge", "timestamp"))
+_NULL = f"{_YAML}null"
 _SCALAR_TAGS = frozenset(f"{_YAML}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
 _ALLOWED_TAGS = "!!map, !!seq, !!str, !!int, !!float, !!bool, !!null"
 
@@ -119,6 +121,8 @@ def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Issue]]:
             ]
         if exc.context and exc.context_mark is not None:
             problem = f"{problem} ({exc.context} at line {exc.context_mark.line + 1})"
+        marks = [m for m in (exc.context_mark, exc.problem_mark) if m is not None]
+        problem += _template_hint(text, [m.line for m in marks])
         return None, [Issue(file, line, "", f"invalid YAML: {problem}")]
     except yaml.reader.ReaderError as exc:
         line = text[: exc.position].count("\n") + 1
@@ -282,6 +286,15 @@ class _Converter:
             return None
         self.active.add(id(node))
         try:
+            template = _unquoted_template(node)
+            if template is not None:
+                field = loc[-1] if loc else "field"
+                self.report(
+                    node,
+                    loc,
+                    f'YAML reads an unquoted {template} as a mapping; quote it: {field}: "{template}"',
+                )
+                return None
             if isinstance(node, MappingNode) and node.tag == _MAP:
                 return self.mapping(node, loc)
             if isinstance(node, SequenceNode) and node.tag == _SEQ:
@@ -355,6 +368,37 @@ class _Converter:
             self.report(node, loc, "mapping keys must be plain strings")
             return None
         return str(node.value)
+
+
+_UNQUOTED = re.compile(r"""(?:^|[\s{,\[])([\w.-]+):\s+(\{\{.*?\}\}\S*)""")
+
+
+def _template_hint(text: str, lines: list[int]) -> str:
+    """A hint when a line near a YAML error holds a value that starts with an unquoted ``{{``."""
+    all_lines = text.splitlines()
+    for number in sorted({n for line in lines for n in (line - 1, line) if 0 <= n < len(all_lines)}):
+        found = _UNQUOTED.search(all_lines[number])
+        if found is not None:
+            field, value = found.group(1), found.group(2).rstrip(",}")
+            return f'; line {number + 1} has an unquoted template: quote it: {field}: "{value}"'
+    return ""
+
+
+def _unquoted_template(node: Node) -> str | None:
+    """``{{ expr }}`` when ``node`` is what YAML makes of that text unquoted (a flow mapping whose
+    one key is a flow mapping of ``expr`` to nothing), else None."""
+    if not (isinstance(node, MappingNode) and node.flow_style and len(node.value) == 1):
+        return None
+    inner, outer_value = node.value[0]
+    if not (isinstance(inner, MappingNode) and inner.flow_style and len(inner.value) == 1):
+        return None
+    expr, inner_value = inner.value[0]
+    empty = [
+        v for v in (outer_value, inner_value) if isinstance(v, ScalarNode) and v.tag == _NULL and not v.value
+    ]
+    if not isinstance(expr, ScalarNode) or len(empty) != 2:
+        return None
+    return "{{ " + str(expr.value) + " }}"
 
 
 def _short(tag: str) -> str:

@@ -169,3 +169,43 @@ def test_read_yaml_accepts_a_bom(tmp_path: Path) -> None:
 def test_format_loc() -> None:
     assert format_loc(("deployments", "chat", "depends_on", 0)) == "deployments.chat.depends_on[0]"
     assert format_loc(()) == ""
+
+
+def test_an_unquoted_template_as_a_whole_value_is_named_with_the_quoted_form(problems: Problems) -> None:
+    text = """\
+    stack: t
+    variables: {env: dev}
+    workspaces:
+      main: {name: {{ var.env }}}
+    """
+    assert problems(text) == [
+        'stacks/x.yaml:4: workspaces.main.name: YAML reads an unquoted {{ var.env }} as a mapping; quote it:'
+        ' name: "{{ var.env }}"'
+    ]
+
+
+def test_an_unquoted_template_in_a_flow_mapping_gets_a_hint_with_the_parse_error(problems: Problems) -> None:
+    text = """\
+    stack: t
+    variables: {env: dev}
+    workspaces:
+      main: {name: {{ var.env }}-ws, description: d}
+    """
+    assert problems(text) == [
+        "stacks/x.yaml:4: invalid YAML: did not find expected ',' or '}' (while parsing a flow mapping at"
+        ' line 4); line 4 has an unquoted template: quote it: name: "{{ var.env }}-ws"'
+    ]
+
+
+def test_an_unquoted_template_in_a_block_mapping_gets_the_same_hint(problems: Problems) -> None:
+    text = """\
+    stack: t
+    variables: {env: dev}
+    workspaces:
+      main:
+        name: {{ var.env }}-ws
+    """
+    assert problems(text) == [
+        "stacks/x.yaml:5: invalid YAML: did not find expected key (while parsing a block mapping at line 5);"
+        ' line 5 has an unquoted template: quote it: name: "{{ var.env }}-ws"'
+    ]
