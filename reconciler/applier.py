@@ -40,7 +40,7 @@ from reconciler import crashpoints, timings
 from reconciler.errors import ApplyError, ProviderError, ReconcilerError, StateError, StateWriteFailed
 from reconciler.interrupts import StopRequest
 from reconciler.plan import Action, Change, Plan
-from reconciler.planner import diff_attributes
+from reconciler.planner import diff_attributes, ordered_by_limits
 from reconciler.providers.base import UNKNOWN, Live, Phase, Provider, RefValue, Until
 from reconciler.refresh import find_untracked
 from reconciler.stack.expressions import resolve
@@ -528,6 +528,7 @@ class Applier:
     async def _run(self) -> ApplyReport:
         await self._complete_half_recorded()
         steps, needs = expand(self.plan, self.state)
+        needs = ordered_by_limits(self.plan, self.providers, needs)  # a smaller limit: its users first
         report = ApplyReport()
         keys = list(steps)
         order = {key: i for i, key in enumerate(keys)}

@@ -17,22 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler import applier as applier_module
 from reconciler.applier import Applier, ApplyReport, expand
 from reconciler.plan import Action, AttrChange, Change, Plan
 from reconciler.planner import build_plan, limit_order, ordered_by_limits
 from reconciler.providers.base import Limit
-from reconciler.providers.fabric import KINDS, FabricProvider
+from reconciler.providers.fabric import KINDS
 from reconciler.refresh import refresh
 from reconciler.stack.loader import load_stack
 from reconciler.state.document import StateDoc
@@ -256,22 +254,6 @@ def stack_text(limit: int, uses: Sequence[int]) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-@contextlib.contextmanager
-def applier_orders_by_limits(providers: Mapping[str, FabricProvider]) -> Iterator[None]:
-    """The applier's steps wait as :func:`ordered_by_limits` says (the one call the applier needs)."""
-    original = applier_module.expand
-
-    def ordered(plan: Plan, state: StateDoc | None) -> Any:
-        steps, needs = original(plan, state)
-        return steps, ordered_by_limits(plan, providers, needs)
-
-    applier_module.expand = ordered  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        applier_module.expand = original
-
-
 class World:
     """The in-process Fabric emulator, a fake clock, a state in memory and a stack file."""
 
@@ -311,24 +293,12 @@ def updated(report: ApplyReport) -> list[str]:
 
 
 def test_scaling_an_endpoint_and_its_instance_down_together_applies(tmp_path: Path) -> None:
-    world = World(tmp_path)
-    with applier_orders_by_limits(world.providers):
-        created, down, up = world.run((4, [4]), (2, [2]), (6, [5]))
+    created, down, up = World(tmp_path).run((4, [4]), (2, [2]), (6, [5]))
     assert created.ok
     assert down.ok, down.failed
     assert updated(down) == ["deployments.d0", "endpoints.infer"]
     assert up.ok, up.failed
     assert updated(up) == ["endpoints.infer", "deployments.d0"]
-
-
-@pytest.mark.xfail(
-    reason="reconciler/applier.py does not call planner.ordered_by_limits on expand()'s waits yet; "
-    "when it does, this passes: drop the marker and applier_orders_by_limits",
-    raises=AssertionError,
-)
-def test_the_applier_itself_scales_an_endpoint_and_its_instance_down_together(tmp_path: Path) -> None:
-    _created, down = World(tmp_path).run((4, [4]), (2, [2]))
-    assert down.ok, down.failed
 
 
 def fitting(draw: st.DrawFn, count: int) -> tuple[int, list[int]]:
@@ -351,7 +321,6 @@ def test_any_valid_limits_and_uses_before_and_after_apply(
     with contextlib.ExitStack() as cleanup:
         directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
         world = World(directory, provision_seconds=0)  # the limits are checked on each call
-        cleanup.enter_context(applier_orders_by_limits(world.providers))
         first, second = world.run(before, after)
     assert first.ok, first.failed
     assert second.ok, (before, after, second.failed)
