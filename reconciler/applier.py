@@ -93,6 +93,8 @@ class ApplyReport:
 def expand(plan: Plan, state: StateDoc | None) -> tuple[dict[str, Step], dict[str, set[str]]]:
     """Physical steps of a plan and, for each, the steps that must finish first."""
     steps: dict[str, Step] = {}
+    for c in plan.provisioning:
+        steps[f"wait {c.address}"] = Step(f"wait {c.address}", "wait", c)
     for c in plan.actionable:
         if c.action is Action.CREATE:
             ops = ["create"]
@@ -125,7 +127,7 @@ def expand(plan: Plan, state: StateDoc | None) -> tuple[dict[str, Step], dict[st
         addr = step.change.address
         if step.op in ("create", "update"):
             for d in step.change.depends_on:
-                needs[key] |= {k for k in (f"create {d}", f"update {d}") if k in steps}
+                needs[key] |= {k for k in (f"create {d}", f"update {d}", f"wait {d}") if k in steps}
             if step.op == "create":
                 # the old object at this address, or one parked beside it (#deposed, #new), goes first
                 needs[key] |= {k for k in (f"delete {addr}", *parked.get(addr, ())) if k in steps}
@@ -342,6 +344,15 @@ class Applier:
         if step.op == "forget":
             await self._persist(self.state.without_resource(c.address))
             return
+        if step.op == "wait":  # left provisioning by an interrupted apply: wait, then record it ready
+            held = self.state.resources[c.address]
+            turn.leave()
+            ready = await self._wait(provider, c.kind, held.id, held.scope, "ready", timeout)
+            if ready is not None:
+                if spec.list_omits:
+                    ready = await provider.read(c.kind, ready.id, held.scope) or ready
+                await self._record(c, ready, provider, sent=held.attributes)
+            return
         if step.op in ("delete", "delete-deposed"):
             address = c.address + DEPOSED if step.op == "delete-deposed" else c.address
             rs = self.state.resources.get(address)
@@ -510,11 +521,15 @@ class Applier:
 
     async def _complete_half_recorded(self) -> None:
         """Record what the plan read of objects whose create was recorded from its answer alone
-        (the read-back failed, status unknown): their dependants may need what only a read shows."""
+        (the read-back failed: no status, fewer attributes than a read shows) when a step of this
+        plan depends on them: it may need what only a read shows."""
         doc = self.state
+        needed = {d for c in self.plan.actionable if c.action is not Action.DELETE for d in c.depends_on}
         for c in self.plan.changes:
             rs = doc.resources.get(c.address)
-            if c.action is not Action.NOOP or c.before is None or rs is None or rs.status is not None:
+            if c.address not in needed or c.action is not Action.NOOP or c.before is None:
+                continue
+            if rs is None or rs.status is not None or not set(c.before) - set(rs.attributes):
                 continue
             provider = self.providers.get(c.platform)
             if provider is None or c.kind not in provider.kinds:

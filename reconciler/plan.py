@@ -57,6 +57,9 @@ class Change:
     ``depends_on``: desired dependencies (create/update/replace) or recorded ones (delete).
     ``prior_dependants``: addresses that depended on this one in the recorded state.
     ``reason``: why, when it is not self-evident ("deleted out of band", "not in the stack").
+    ``provisioning``: a no-op whose object is still on its way to ready (its live status, e.g.
+    ``CREATING``, left by an interrupted apply): apply waits for it before calling the stack
+    converged, and before its dependants' steps.
     """
 
     address: str
@@ -72,6 +75,7 @@ class Change:
     scope: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     create_before_destroy: bool = False
+    provisioning: str | None = None
 
     @property
     def symbol(self) -> str:
@@ -120,8 +124,13 @@ class Plan:
         return tuple(c for c in self.changes if c.action is not Action.NOOP)
 
     @property
+    def provisioning(self) -> tuple[Change, ...]:
+        """No-ops whose objects are still provisioning: apply waits for them."""
+        return tuple(c for c in self.changes if c.action is Action.NOOP and c.provisioning is not None)
+
+    @property
     def has_changes(self) -> bool:
-        return bool(self.actionable) or bool(self.output_changes)
+        return bool(self.actionable) or bool(self.output_changes) or bool(self.provisioning)
 
     def counts(self) -> dict[str, int]:
         out = {"create": 0, "update": 0, "replace": 0, "delete": 0}
@@ -210,6 +219,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "scope": dict(c.scope),
                 "depends_on": list(c.depends_on),
                 "create_before_destroy": c.create_before_destroy,
+                **({"provisioning": c.provisioning} if c.provisioning is not None else {}),
             }
             for c in plan.changes
         ],
@@ -246,6 +256,7 @@ def plan_from_dict(data: Mapping[str, Any], source: str) -> Plan:
                 scope=dict(c.get("scope", {})),
                 depends_on=tuple(c.get("depends_on", ())),
                 create_before_destroy=bool(c.get("create_before_destroy", False)),
+                provisioning=c.get("provisioning"),
             )
             for c in data["changes"]
         )

@@ -168,7 +168,9 @@ def _desired_change(
     seen = spec.with_inputs(live.attributes, recorded.attributes)
     diff = diff_attributes(desired, seen, spec, res.lifecycle.ignore_changes)
     if not diff:
-        return replace(base, action=Action.NOOP, before=live.attributes)
+        # an object an interrupted apply left on its way to ready: apply waits for it
+        waiting = (live.status or "unknown") if phase is Phase.IN_PROGRESS else None
+        return replace(base, action=Action.NOOP, before=live.attributes, provisioning=waiting)
     action = (
         Action.REPLACE if (not spec.updatable or any(d.forces_replacement for d in diff)) else Action.UPDATE
     )

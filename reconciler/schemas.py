@@ -49,6 +49,10 @@ class ChangeFile(_Strict):
     scope: dict[str, str]
     depends_on: list[str]
     create_before_destroy: bool
+    provisioning: str | None = Field(
+        default=None,
+        description="A no-op whose object is still provisioning: its live status; apply waits for it.",
+    )
     sensitive: list[str] | None = None
 
 

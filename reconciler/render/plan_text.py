@@ -51,11 +51,17 @@ def plan_text(plan: Plan, secrets: SecretsOf = _no_secrets) -> str:
     for c in plan.actionable:
         lines += _change_lines(c, secrets)
         lines.append("")
+    for c in plan.provisioning:
+        what = f"{c.address} ({c.platform} {c.kind})"
+        lines.append(f"  ... {what}: still provisioning ({c.provisioning}); apply waits for it")
+    if plan.provisioning:
+        lines.append("")
     lines += _output_lines(plan)
     n = plan.counts()
+    waiting = f" {len(plan.provisioning)} still provisioning." if plan.provisioning else ""
     lines.append(
         f"Plan: {n['create']} to create, {n['update']} to update, "
-        f"{n['replace']} to replace, {n['delete']} to delete."
+        f"{n['replace']} to replace, {n['delete']} to delete.{waiting}"
     )
     for w in plan.warnings:
         lines.append(f"Warning: {w}")
