@@ -17,7 +17,7 @@ from reconciler.assessment import Assessment, CostEstimate
 from reconciler.plan import Action, Change, Plan
 from reconciler.render import review
 from reconciler.render.markdown import GITHUB_COMMENT_LIMIT, Comment, cell, fence, text
-from reconciler.render.values import flatten, redact, show
+from reconciler.render.values import flatten, output_change, redact, show
 
 SecretsOf = Callable[[str, str], Iterable[str]]
 BLOCK_LIMIT = 8_000  # characters of one resource's diff before it is cut
@@ -122,33 +122,31 @@ def _policy(comment: Comment, a: Assessment) -> None:
 
 
 def _cost(comment: Comment, plan: Plan, cost: CostEstimate) -> None:
+    """The cost table (called only when something is priced), then what has no known price."""
     comment.add(f"#### Monthly cost ({review.COST_BASIS})\n")
     changed = [line for c in plan.actionable if (line := cost.line(c.address)) is not None]
     priced = sorted(
         (line for line in changed if line.priced), key=lambda line: -abs(line.monthly_difference or 0.0)
     )
-    if cost.priced:
-        rows = [
-            "| resource | model | region | spec | capacity | billing | hourly "
-            "| monthly before | monthly after | difference |",
-            "|---|---|---|---|---|---|---:|---:|---:|---:|",
-        ]
-        for line in priced[:LISTED]:
-            before, after, diff = review.cost_row(line)
-            basis = " | ".join(cell(part, 80) for part in review.basis_cells(line))
-            hourly = review.hourly(line)
-            rows.append(f"| `{line.address}` | {basis} | {hourly} | {before} | {after} | {diff} |")
-        if len(priced) > LISTED:
-            rows.append(f"| ... and {len(priced) - LISTED} more changed resources | | | | | | | | | |")
-        rows.append(
-            "| **all priced resources** | | | | | | "
-            f"| **{review.money(cost.monthly_before)}** "
-            f"| **{review.money(cost.monthly_after)}** "
-            f"| **{review.money(cost.monthly_difference, sign=True)}** |"
-        )
-        comment.items(rows)
-    else:
-        comment.add("No resource of this stack has a known price; nothing is totalled.")
+    rows = [
+        "| resource | model | region | spec | capacity | billing | hourly "
+        "| monthly before | monthly after | difference |",
+        "|---|---|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for line in priced[:LISTED]:
+        before, after, diff = review.cost_row(line)
+        basis = " | ".join(cell(part, 80) for part in review.basis_cells(line))
+        hourly = review.hourly(line)
+        rows.append(f"| `{line.address}` | {basis} | {hourly} | {before} | {after} | {diff} |")
+    if len(priced) > LISTED:
+        rows.append(f"| ... and {len(priced) - LISTED} more changed resources | | | | | | | | | |")
+    rows.append(
+        "| **all priced resources** | | | | | | "
+        f"| **{review.money(cost.monthly_before)}** "
+        f"| **{review.money(cost.monthly_after)}** "
+        f"| **{review.money(cost.monthly_difference, sign=True)}** |"
+    )
+    comment.items(rows)
     for reason, addresses in review.unpriced_groups(cost.unpriced):
         shown = ", ".join(f"`{a}`" for a in addresses[:LISTED])
         more = f" and {len(addresses) - LISTED} more" if len(addresses) > LISTED else ""
@@ -196,11 +194,11 @@ def plan_markdown(plan: Plan, secrets: SecretsOf = _no_secrets, *, limit: int = 
     a = plan.assessment
     if a is not None:
         _policy(comment, a)
-        if a.cost is not None and plan.actionable:
+        if a.cost is not None and a.cost.priced and plan.actionable:  # nothing priced: no cost section
             _cost(comment, plan, a.cost)
     shown = _changes(comment, plan, secrets)
     if plan.output_changes:
-        lines = [f"{o.path}: {show(o.before)} -> {show(o.after)}" for o in plan.output_changes]
+        lines = [output_change(o.path, o.before, o.after) for o in plan.output_changes]
         comment.add("<details><summary>Changes to outputs</summary>\n\n" + fence(lines) + "\n</details>\n")
     if comment.summarised:
         total = len(plan.actionable)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from reconciler.assessment import CostEstimate
 from reconciler.plan import Action, Change, Plan
 from reconciler.render import review
-from reconciler.render.values import flatten, redact, show
+from reconciler.render.values import flatten, output_change, redact, show
 
 SecretsOf = Callable[[str, str], Iterable[str]]
 
@@ -73,8 +73,7 @@ def _output_lines(plan: Plan) -> list[str]:
         return []
     lines = ["Changes to outputs:"]
     for o in plan.output_changes:
-        mark = "+" if o.before is None else "-" if o.after is None else "~"
-        lines.append(f"  {mark} {o.path}: {show(o.before)} -> {show(o.after)}")
+        lines.append(f"  {output_change(o.path, o.before, o.after)}")
     return [*lines, ""]
 
 
@@ -107,7 +106,7 @@ def _review_text(plan: Plan) -> str:
             lines.append(f"  {'pass' if r.passed else 'FAIL'}  {r.rule}: {r.summary}: {r.message}")
             if not r.passed:
                 lines.append(f"        {review.override_hint(r)}")
-    if a is not None and a.cost is not None and plan.actionable:
+    if a is not None and a.cost is not None and a.cost.priced and plan.actionable:  # nothing priced: no block
         lines += _cost_lines(plan, a.cost)
     return "\n".join(lines) + "\n" if lines else ""
 
@@ -123,10 +122,7 @@ def _cost_lines(plan: Plan, cost: CostEstimate) -> list[str]:
             f"  {line.address.ljust(width)}  {review.hourly(line)}/h, {before} -> {after} ({diff})/month  "
             f"{review.basis_words(line)}"
         )
-    if cost.priced:
-        lines.append(f"  Total of the priced resources: {review.cost_totals(cost)}")
-    else:
-        lines.append("  No resource of this stack has a known price; nothing is totalled.")
+    lines.append(f"  Total of the priced resources: {review.cost_totals(cost)}")
     for reason, addresses in review.unpriced_groups(cost.unpriced):
         lines.append(f"  Unknown, not in the totals ({reason}): {', '.join(addresses)}")
     return lines

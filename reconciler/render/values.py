@@ -43,3 +43,12 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
             out += flatten(value[k], f"{prefix}.{k}" if prefix else str(k))
         return out
     return [(prefix, value)]
+
+
+def output_change(name: str, before: Any, after: Any) -> str:
+    """One output's change: ``+ name = after`` (new), ``- name = before`` (gone), ``~ name: a -> b``."""
+    if before is None:
+        return f"+ {name} = {show(after)}"
+    if after is None:
+        return f"- {name} = {show(before)}"
+    return f"~ {name}: {show(before)} -> {show(after)}"

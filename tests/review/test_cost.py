@@ -248,3 +248,20 @@ def test_the_cost_block_names_model_region_spec_capacity_and_billing_of_each_dep
     assert back.cost is not None and [line.basis for line in back.cost.lines] == [
         line.basis for line in lines.values()
     ]
+
+
+def test_a_plan_with_nothing_priced_has_no_cost_block_and_new_outputs_read_known_after_apply(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    shutil.copy(Path(__file__).resolve().parents[2] / "stacks" / "quickstart.yaml", tmp_path / "q.yaml")
+    code, text, _ = run(tmp_path, "plan", "q.yaml")
+    assert code == 0
+    assert "Monthly cost" not in text  # Fabric publishes no prices: nothing to estimate
+    outputs = "Changes to outputs:\n  + chat_id = (known after apply)\n  + chat_url = (known after apply)\n"
+    assert outputs in text
+    code, markdown, _ = run(tmp_path, "plan", "q.yaml", "--format", "markdown")
+    assert code == 0
+    assert "Monthly cost" not in markdown
+    assert "+ chat_id = (known after apply)" in markdown
