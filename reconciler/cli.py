@@ -8,6 +8,7 @@ kind, usage errors included; 2 success with changes present (plan with
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -46,7 +47,15 @@ from reconciler.redaction import (
     sensitive_paths,
     stack_secrets,
 )
-from reconciler.render import drift_json, drift_markdown, drift_text, plan_json, plan_markdown, plan_text
+from reconciler.render import (
+    drift_json,
+    drift_markdown,
+    drift_text,
+    json_stream,
+    plan_json,
+    plan_markdown,
+    plan_text,
+)
 from reconciler.stack.spec import Stack
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -156,23 +165,103 @@ def _progress(event: Event) -> None:
         click.echo(f"{event.address}: skipped (a step it depends on failed)")
 
 
-def _render(plan: Plan, fmt: str, providers: dict[str, Provider]) -> str:
-    """The plan in ``fmt``: sensitive attributes hidden by path, then any known secret value scrubbed.
-
-    Sensitive paths are those the platform documents (``KindSpec.secrets``) and
-    those whose value holds a secret the run knows.
-    """
-    documented = operations.secrets_of(providers)
+def _secrets(
+    plan: Plan, documented: Callable[[str, str], frozenset[str]]
+) -> Callable[[str, str], frozenset[str]]:
+    """Sensitive paths per (platform, kind): the documented ones and those holding a known secret."""
     found = sensitive_paths(plan, REDACTOR.values)
 
     def secrets(platform: str, kind: str) -> frozenset[str]:
         return documented(platform, kind) | found.get((platform, kind), frozenset())
 
+    return secrets
+
+
+def _render(
+    plan: Plan, fmt: str, providers: dict[str, Provider] | Callable[[str, str], frozenset[str]]
+) -> str:
+    """The plan in ``fmt``: sensitive attributes hidden by path, then any known secret value scrubbed.
+
+    Sensitive paths are those the platform documents (``KindSpec.secrets``; ``providers`` or a
+    lookup of them) and those whose value holds a secret the run knows.
+    """
+    documented = providers if callable(providers) else operations.secrets_of(providers)
+    secrets = _secrets(plan, documented)
     if fmt == "json":
         return REDACTOR.scrub(plan_json(plan, secrets))
     if fmt == "markdown":
         return REDACTOR.scrub(plan_markdown(plan, secrets))
     return REDACTOR.scrub(plan_text(plan, secrets))
+
+
+class _Stream:
+    """`--json`: JSON Lines on stdout (see reconciler.render.json_stream), every line scrubbed."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.counts: dict[str, int] = {}
+        self.applying: json_stream.ApplyStream | None = None
+
+    def emit(self, objects: Sequence[dict[str, Any]]) -> None:
+        for obj in objects:
+            click.echo(REDACTOR.scrub(json_stream.line(obj)))
+
+    def warn(self, message: str) -> None:
+        self.emit([json_stream.diagnostic(message)])
+
+    def plan(
+        self, plan: Plan, documented: Callable[[str, str], frozenset[str]], messages: Sequence[str]
+    ) -> None:
+        self.counts = dict(plan.counts())
+        self.emit(json_stream.plan_stream(plan, self.command, _secrets(plan, documented), messages))
+
+    def progress(self, plan: Plan) -> Callable[[Event], None]:
+        self.applying = json_stream.ApplyStream(plan)
+        applying = self.applying
+        return lambda event: self.emit(applying.event(event))
+
+    def result(self, exit_code: int, outputs: dict[str, Any] | None = None, error: str | None = None) -> None:
+        self.emit(
+            [
+                json_stream.result(
+                    self.command,
+                    ok=error is None,
+                    exit_code=exit_code,
+                    counts=self.counts,
+                    outputs=json_stream.redact_outputs(outputs or {}, REDACTOR.values),
+                    error=error,
+                )
+            ]
+        )
+
+    def run(self, command: Callable[[], int]) -> int:
+        """``command()``, ending with a ``result`` line whether it succeeds or fails (then re-raised)."""
+        try:
+            return command()
+        except ReconcilerError as exc:
+            self.result(exc.exit_code, error=REDACTOR.scrub(exc.render()))
+            raise
+        except click.exceptions.Abort as exc:
+            interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+            self.result(
+                130 if interrupted else 1, error="Interrupted by SIGINT" if interrupted else "Aborted."
+            )
+            raise
+        except click.ClickException as exc:
+            self.result(exc.exit_code, error=REDACTOR.scrub(exc.format_message()))
+            raise
+        except Exception:
+            self.result(1, error="reconciler failed unexpectedly (a bug); stderr has the traceback")
+            raise
+
+
+def _json_option(what: str) -> Callable[[F], F]:
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help=f"Stream {what} as JSON Lines on stdout (one object a line; schemas/ui-stream.schema.json).",
+    )
 
 
 def _steps(report: ApplyReport) -> list[str]:
@@ -391,6 +480,7 @@ def validate(stack: str, variables: tuple[str, ...], var_files: tuple[str, ...])
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
 )
+@_json_option("the plan")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none.")
 @click.option("--destroy", is_flag=True, help="Plan to destroy everything the state records.")
 @click.option(
@@ -406,6 +496,7 @@ def plan(
     stack: str,
     out: str | None,
     fmt: str,
+    as_json: bool,
     detailed_exitcode: bool,
     destroy: bool,
     refresh_only: bool,
@@ -419,11 +510,37 @@ def plan(
     """Refresh and show what apply would change, with policy results and the monthly cost.
 
     A plan that lifecycle.prevent_destroy blocks is shown, not saved, and exits 1.
+    --json streams JSON Lines instead (as --format json does, but one object a line).
     """
+    flags = ReviewFlags(policy_files, pricing, approvers)
+    stream = _Stream("plan") if as_json else None
+
+    def command() -> int:
+        if stream is not None and fmt != "text":
+            raise UsageError("--json streams the plan; it cannot be given with --format (use one of them)")
+        return _plan(stack, out, fmt, stream, detailed_exitcode, destroy, refresh_only,
+                     flags, variables, var_files, lock_timeout)  # fmt: skip
+
+    return command() if stream is None else stream.run(command)
+
+
+def _plan(
+    stack: str,
+    out: str | None,
+    fmt: str,
+    stream: _Stream | None,
+    detailed_exitcode: bool,
+    destroy: bool,
+    refresh_only: bool,
+    flags: ReviewFlags,
+    variables: tuple[str, ...],
+    var_files: tuple[str, ...],
+    lock_timeout: str,
+) -> int:
     if destroy and refresh_only:
         raise UsageError("--destroy and --refresh-only cannot be used together")
     inputs, loaded = _load(stack, variables, var_files)
-    review = ReviewFlags(policy_files, pricing, approvers).review(loaded)
+    review = flags.review(loaded)
     backend = operations.backend_for(loaded)
     if out:  # a plan that could not be saved is refused before any call
         check_no_credentials(inputs.variables, REDACTOR.values, Path(out))
@@ -439,10 +556,14 @@ def plan(
                 refresh_only=refresh_only,
                 keep_blocked=True,
             )
-        for m in messages:
-            click.echo(m, err=True)
+        if stream is None:
+            for m in messages:
+                click.echo(m, err=True)
         result = operations.assess(result, loaded, review)
         with timings.measure("plan.render"):
+            if stream is not None:
+                stream.plan(result, operations.secrets_of(providers), messages)
+                return result, ""
             return result, _render(result, fmt, providers)
 
     result, text = operations.run(lambda: operations.with_providers(loaded, body))
@@ -453,8 +574,14 @@ def plan(
         )
     if out:
         write_plan(result, Path(out), secrets=REDACTOR.values)
-        click.echo(f"Saved the plan to {out}. Apply it with: reconciler apply {out}", err=fmt != "text")
-    return 2 if detailed_exitcode and result.has_changes else 0
+        click.echo(
+            f"Saved the plan to {out}. Apply it with: reconciler apply {out}",
+            err=fmt != "text" or stream is not None,
+        )
+    code = 2 if detailed_exitcode and result.has_changes else 0
+    if stream is not None:
+        stream.result(code)
+    return code
 
 
 def _is_plan_file(path: str) -> bool:
@@ -486,6 +613,7 @@ def _apply(
     rollback: bool = True,
     refresh_only: bool = False,
     flags: ReviewFlags = ReviewFlags(),
+    stream: _Stream | None = None,
 ) -> int:
     saved = read_plan(Path(target)) if _is_plan_file(target) else None
     if saved is not None:
@@ -505,9 +633,14 @@ def _apply(
     what = "destroy these resources" if destroy else "perform these actions"
     if parallelism < 1:
         raise UsageError("--parallelism must be at least 1")
+    if stream is not None and saved is None and not auto_approve:
+        raise UsageError(
+            "--json needs --auto-approve (or a saved plan): a JSON stream cannot answer a prompt"
+        )
 
     async def body(providers: dict[str, Provider]) -> operations.ApplyOutcome | None:
         with backend.lock("reconciler destroy" if destroy else "reconciler apply", _seconds(lock_timeout)):
+            messages: Sequence[str] = ()
             if saved is None:
                 the_plan, _, messages = await operations.plan_async(
                     loaded,
@@ -518,16 +651,19 @@ def _apply(
                     refresh_only=refresh_only,
                     keep_blocked=True,
                 )
-                for m in messages:
+                for m in messages if stream is None else ():
                     click.echo(m, err=True)
             else:
                 operations.check_saved(saved, loaded, backend)
                 the_plan = saved
             the_plan = operations.assess(the_plan, loaded, review)
-            click.echo(_render(the_plan, "text", providers), nl=False)
+            if stream is None:
+                click.echo(_render(the_plan, "text", providers), nl=False)
+            else:
+                stream.plan(the_plan, operations.secrets_of(providers), messages)
             if saved is None and not the_plan.has_changes:
                 return None
-            _gate(the_plan, flags.overrides)
+            _gate(the_plan, flags.overrides, None if stream is None else stream.warn)
             if saved is None:
                 _approve(the_plan, auto_approve, what)
             return await operations.apply_async(
@@ -536,28 +672,43 @@ def _apply(
                 backend,
                 providers,
                 parallelism=parallelism,
-                progress=_progress,
+                progress=_progress if stream is None else stream.progress(the_plan),
                 rollback=rollback,
                 policy_overrides=flags.overrides,
                 say=lambda message: click.echo(message, err=True),
             )
 
     outcome: operations.ApplyOutcome | None = operations.run(lambda: operations.with_providers(loaded, body))
-    if outcome is not None and (refresh_only or (saved is not None and saved.refresh_only)):
-        _report_refresh(outcome)
-    elif outcome is not None:
-        _report(outcome)
-    if outcome is not None or saved is not None:
+    if stream is not None:
+        report = outcome.report if outcome is not None else None
+        stream.counts = json_stream.apply_counts(
+            report.done if report else (),
+            len(report.failed) if report else 0,
+            len(report.skipped) if report else 0,
+        )
+    # --json: the human report goes to stderr; its error still ends the stream (with a result line)
+    with contextlib.redirect_stdout(sys.stderr) if stream is not None else contextlib.nullcontext():
+        if outcome is not None and (refresh_only or (saved is not None and saved.refresh_only)):
+            _report_refresh(outcome)
+        elif outcome is not None:
+            _report(outcome)
+    if stream is not None:
+        recorded = operations.read_state(loaded)
+        stream.result(0, dict(recorded.outputs) if recorded else {})
+    elif outcome is not None or saved is not None:
         _print_outputs(loaded)
     return 0
 
 
-def _gate(plan: Plan, overrides: Sequence[str]) -> None:
+def _gate(plan: Plan, overrides: Sequence[str], warn: Callable[[str], None] | None = None) -> None:
     """Refuse a blocked plan or one breaking policy (before any prompt); show the overrides used."""
     policy.check_blocked(plan)
     if plan.assessment is not None:
         for note in policy.enforce(plan.assessment.policy, overrides):
-            click.echo(f"Warning: {note}", err=True)
+            if warn is None:
+                click.echo(f"Warning: {note}", err=True)
+            else:
+                warn(note)
 
 
 def _report_refresh(outcome: operations.ApplyOutcome) -> None:
@@ -592,6 +743,7 @@ def _print_outputs(stack: Stack) -> None:
     help="Steps calling the platforms at once (steps waiting for provisioning do not count).",
 )
 @click.option("--no-rollback", is_flag=True, help="On failure, keep what succeeded instead of undoing it.")
+@_json_option("the plan and each step (needs --auto-approve or a saved plan)")
 @click.option(
     "--refresh-only",
     is_flag=True,
@@ -606,6 +758,7 @@ def apply(
     auto_approve: bool,
     parallelism: int,
     no_rollback: bool,
+    as_json: bool,
     refresh_only: bool,
     policy_files: tuple[str, ...],
     pricing: tuple[str, ...],
@@ -620,24 +773,31 @@ def apply(
     Policy rules are evaluated again; a plan breaking one is refused unless the
     rule allows an override and --allow-policy-override RULE is given.
     """
-    return _apply(
-        target,
-        auto_approve=auto_approve,
-        parallelism=parallelism,
-        variables=variables,
-        var_files=var_files,
-        lock_timeout=lock_timeout,
-        destroy=False,
-        rollback=not no_rollback,
-        refresh_only=refresh_only,
-        flags=ReviewFlags(policy_files, pricing, approvers, overrides),
-    )
+    stream = _Stream("apply") if as_json else None
+
+    def command() -> int:
+        return _apply(
+            target,
+            auto_approve=auto_approve,
+            parallelism=parallelism,
+            variables=variables,
+            var_files=var_files,
+            lock_timeout=lock_timeout,
+            destroy=False,
+            rollback=not no_rollback,
+            refresh_only=refresh_only,
+            flags=ReviewFlags(policy_files, pricing, approvers, overrides),
+            stream=stream,
+        )
+
+    return command() if stream is None else stream.run(command)
 
 
 @cli.command()
 @click.argument("stack", type=click.Path(dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking for 'yes'.")
 @click.option("--parallelism", default=10, show_default=True)
+@_json_option("the plan and each step (needs --auto-approve)")
 @review_options(overrides=True)
 @var_option
 @var_file_option
@@ -646,6 +806,7 @@ def destroy(
     stack: str,
     auto_approve: bool,
     parallelism: int,
+    as_json: bool,
     policy_files: tuple[str, ...],
     pricing: tuple[str, ...],
     approvers: tuple[str, ...],
@@ -655,16 +816,22 @@ def destroy(
     lock_timeout: str,
 ) -> int:
     """Delete every resource the stack's state records (policy rules apply, as for apply)."""
-    return _apply(
-        stack,
-        auto_approve=auto_approve,
-        parallelism=parallelism,
-        variables=variables,
-        var_files=var_files,
-        lock_timeout=lock_timeout,
-        destroy=True,
-        flags=ReviewFlags(policy_files, pricing, approvers, overrides),
-    )
+    stream = _Stream("destroy") if as_json else None
+
+    def command() -> int:
+        return _apply(
+            stack,
+            auto_approve=auto_approve,
+            parallelism=parallelism,
+            variables=variables,
+            var_files=var_files,
+            lock_timeout=lock_timeout,
+            destroy=True,
+            flags=ReviewFlags(policy_files, pricing, approvers, overrides),
+            stream=stream,
+        )
+
+    return command() if stream is None else stream.run(command)
 
 
 @cli.command()
@@ -718,6 +885,43 @@ def drift(
     else:
         click.echo(text, nl=False)
     return 2 if report.has_drift else 0
+
+
+def _documented_secrets(platform: str, kind: str) -> frozenset[str]:
+    """What each platform documents as secret (``KindSpec.secrets``), without building a provider."""
+    from reconciler.providers import fabric, modelstudio, zstack_schema
+
+    known = {"fabric": fabric.KINDS, "modelstudio": modelstudio.KINDS, "zstack": zstack_schema.KINDS}
+    kinds = known.get(platform, {})
+    spec = kinds.get(kind)
+    return spec.secrets if spec else frozenset()
+
+
+@cli.command()
+@click.argument("planfile", type=click.Path(dir_okay=False))
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
+)
+@_json_option("the plan")
+def show(planfile: str, fmt: str, as_json: bool) -> int:
+    """Show a plan saved by `plan --out` (refused, as by apply, when corrupted or newer).
+
+    Nothing is called and no state is read; sensitive attributes are hidden as `plan` hides them.
+    """
+    stream = _Stream("plan") if as_json else None
+
+    def command() -> int:
+        saved = read_plan(Path(planfile))
+        if stream is None:
+            click.echo(_render(saved, fmt, _documented_secrets), nl=False)
+            return 0
+        if fmt != "text":
+            raise UsageError("--json streams the plan; it cannot be given with --format (use one of them)")
+        stream.plan(saved, _documented_secrets, ())
+        stream.result(0)
+        return 0
+
+    return command() if stream is None else stream.run(command)
 
 
 @cli.command()

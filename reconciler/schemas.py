@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from reconciler.state.document import StateDoc
 
@@ -194,12 +194,142 @@ class DriftFile(_Strict):
     resources: list[DriftResourceFile]
 
 
+class _StreamObject(_Strict):
+    """Fields every line of the `plan --json` / `apply --json` stream has."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    timestamp: str = Field(alias="@timestamp", description="When it was written: ISO 8601, UTC (`...Z`).")
+    format_version: Literal[1]
+
+
+class StreamPlanSummary(_StreamObject):
+    """First line: what the plan changes, and the state it was made against."""
+
+    type: Literal["plan_summary"]
+    command: Literal["plan", "apply", "destroy"]
+    stack: str
+    lineage: str | None
+    serial: int | None = Field(description="The state serial the plan was made against (null: no state).")
+    destroy: bool
+    refresh_only: bool
+    has_changes: bool
+    counts: dict[Literal["create", "update", "replace", "delete"], int]
+    output_changes: list[str] = Field(description="Names of the outputs whose value changes.")
+    blocked: list[str] = Field(description="lifecycle.prevent_destroy hits (such a plan is never applied).")
+
+
+class StreamResourceChange(_StreamObject):
+    """One resource the plan changes (no-ops are not listed)."""
+
+    type: Literal["resource_change"]
+    address: str
+    action: Literal["create", "update", "replace", "delete"]
+    platform: str
+    kind: str
+    name: str | None
+    id: str | None
+    reason: str
+    changed: list[str] = Field(
+        description="Dotted paths of the attributes that change (a create: all it sets)."
+    )
+    forces_replacement: list[str]
+    before: dict[str, Any] | None = Field(description="Live attributes; sensitive ones are `(sensitive)`.")
+    after: dict[str, Any] | None = Field(
+        description='Desired attributes; `{"__unknown__": true}` is known after apply.'
+    )
+    sensitive: list[str] = Field(description="The attribute paths shown as `(sensitive)`.")
+
+
+class StreamDiagnostic(_StreamObject):
+    """A warning, note or error that is not a step's own result."""
+
+    type: Literal["diagnostic"]
+    severity: Literal["error", "warning", "info"]
+    summary: str
+    address: str | None
+
+
+class _StreamStep(_StreamObject):
+    address: str
+    op: str = Field(description="create, update, delete, delete-deposed, forget or record.")
+    platform: str | None
+    kind: str | None
+    rollback: bool = Field(description="A step of the rollback that follows a failed apply.")
+
+
+class StreamStepStart(_StreamStep):
+    type: Literal["step_start"]
+
+
+class StreamStepProgress(_StreamStep):
+    """A step still waiting for its object to settle (sent every heartbeat)."""
+
+    type: Literal["step_progress"]
+    elapsed_seconds: float
+
+
+class StreamStepError(_Strict):
+    platform: str | None
+    code: str | None = Field(description="The platform's own error code, when it gave one.")
+    http_status: int | None
+    message: str
+
+
+class StreamStepFinish(_StreamStep):
+    type: Literal["step_finish"]
+    elapsed_seconds: float
+    status: Literal["ok", "failed"]
+    ok: bool
+    error: StreamStepError | None = Field(description="Why it failed; null when ok.")
+
+
+class StreamStepSkipped(_StreamStep):
+    """A step that never started because a step it depends on failed."""
+
+    type: Literal["step_skipped"]
+    reason: str
+
+
+class StreamResult(_StreamObject):
+    """Last line, also when the command failed."""
+
+    type: Literal["result"]
+    command: Literal["plan", "apply", "destroy"]
+    ok: bool
+    exit_code: int = Field(description="What the command exits with (0, 1, 2, 3, 130, 143).")
+    counts: dict[str, int] = Field(
+        description="plan: create/update/replace/delete; apply: created/updated/deleted/failed/skipped."
+    )
+    outputs: dict[str, Any] = Field(description="The stack's outputs after apply; secret ones `(sensitive)`.")
+    error: str | None = Field(description="The error message (as on stderr) when ok is false.")
+
+
+class StreamLine(
+    RootModel[
+        Annotated[
+            StreamPlanSummary
+            | StreamResourceChange
+            | StreamDiagnostic
+            | StreamStepStart
+            | StreamStepProgress
+            | StreamStepFinish
+            | StreamStepSkipped
+            | StreamResult,
+            Field(discriminator="type"),
+        ]
+    ]
+):
+    """One line of `reconciler plan --json` / `apply --json` (JSON Lines, one object a line)."""
+
+
 def schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema."""
     out = {
         "plan.schema.json": PlanFile.model_json_schema(),
         "drift.schema.json": DriftFile.model_json_schema(),
         "state.schema.json": StateDoc.model_json_schema(),
+        "ui-stream.schema.json": StreamLine.model_json_schema(),
     }
     try:
         from reconciler.stack.models import StackFile

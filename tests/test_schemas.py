@@ -7,8 +7,8 @@ from pathlib import Path
 
 from reconciler.plan import Plan, plan_to_dict
 from reconciler.planner import build_plan
-from reconciler.render import plan_json
-from reconciler.schemas import PlanFile, render, schemas
+from reconciler.render import json_stream, plan_json
+from reconciler.schemas import PlanFile, StreamLine, render, schemas
 from tests.fakes import FakeProvider, res, stack_of
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
@@ -21,7 +21,9 @@ def test_schema_files_are_current() -> None:
         assert path.read_text() == render(schema), (
             f"{name} is stale: run python -m reconciler.schemas schemas"
         )
-    assert {"plan.schema.json", "state.schema.json", "stack.schema.json"} <= set(schemas())
+    assert {"plan.schema.json", "state.schema.json", "stack.schema.json", "ui-stream.schema.json"} <= set(
+        schemas()
+    )
 
 
 def a_plan() -> Plan:
@@ -39,3 +41,30 @@ def test_plan_file_and_json_output_match_the_plan_schema() -> None:
     PlanFile.model_validate(doc)
     assert doc["summary"] == {"create": 2, "update": 0, "replace": 0, "delete": 0}
     assert doc["changes"][1]["after"]["workspace_id"] == {"__unknown__": True}
+
+
+def test_plan_stream_lines_match_the_ui_stream_schema() -> None:
+    plan = a_plan()
+    objs = json_stream.plan_stream(plan, "plan", messages=["a warning"])
+    objs.append(json_stream.result("plan", ok=True, exit_code=0, counts=plan.counts()))
+    for obj in objs:
+        StreamLine.model_validate(json.loads(json_stream.line(obj)))
+    assert [o["type"] for o in objs] == [
+        "plan_summary",
+        "resource_change",
+        "resource_change",
+        "diagnostic",
+        "result",
+    ]
+    schema = json.loads((SCHEMAS / "ui-stream.schema.json").read_text())
+    assert schema["discriminator"]["propertyName"] == "type"
+    assert set(schema["discriminator"]["mapping"]) == {
+        "plan_summary",
+        "resource_change",
+        "diagnostic",
+        "step_start",
+        "step_progress",
+        "step_finish",
+        "step_skipped",
+        "result",
+    }
