@@ -9,6 +9,9 @@ envelope; unknown paths and methods get Fabric's 404/405 envelope.
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Callable
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -29,6 +32,7 @@ from reconciler.emulators.modelstudio import (
 from reconciler.emulators.openapi import openapi_routes
 from reconciler.emulators.store import Store
 from reconciler.emulators.zstack import ZStackSettings, zstack_routes
+from reconciler.errors import UsageError
 
 
 def build_app(config: EmulatorConfig) -> Starlette:
@@ -80,12 +84,38 @@ def build_app(config: EmulatorConfig) -> Starlette:
     return app
 
 
-def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Run the emulators until interrupted."""
+def serve(
+    config: EmulatorConfig,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    announce: Callable[[str], None] = lambda url: None,
+) -> None:
+    """Run the emulators until interrupted; ``announce`` gets the URL once the port is bound.
+
+    The socket is bound here, before the server starts, so that a port in use is a
+    UsageError (exit 1, "port N is in use") rather than a server log line and exit 3.
+    """
+    import socket
+
     import uvicorn
 
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"port {port} is in use on {host}; stop what listens there or choose another with --port"
+            ) from None
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    bound = sock.getsockname()[1]
     quiet_dropped_connections()
-    uvicorn.run(build_app(config), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(build_app(config), log_level="warning"))
+    announce(f"http://{host}:{bound}")
+    server.run(sockets=[sock])
 
 
 async def _answer_api_error(request: Request, exc: Exception) -> Response:
