@@ -48,35 +48,16 @@ from tests.faults.stacks import (
     Forks,
     Platforms,
     check_true_to_platform,
-    fabric_endpoint,
-    fabric_instance,
-    fabric_model,
-    fabric_workspace,
     in_process,
-    ms_deployment,
+    one_of_each,
     read_state,
     serve,
     stop,
     write_stack,
-    zs_group,
-    zs_service,
 )
 
 POINTS = ("state-write", "response", "wait")
 RESOURCES = 7
-
-
-def sections(p: str) -> dict[str, dict[str, Any]]:
-    return {
-        "workspaces": {"w": fabric_workspace(p, 0)},
-        "endpoints": {"e": fabric_endpoint(p, 0, "w")},
-        "models": {"m": fabric_model(p, 0, "w"), "svc": zs_service(f"{p}-svc")},
-        "deployments": {
-            "fi": fabric_instance(f"{p}-fi", "w", "e", "m"),
-            "ms": ms_deployment(f"{p}-ms", p),
-            "zg": zs_group(f"{p}-zg", "svc"),
-        },
-    }
 
 
 def counts(tmp: Path, stack: str) -> dict[str, int]:
@@ -127,12 +108,12 @@ def campaign(kills: int, seed: int, sigterm_share: float) -> dict[str, Any]:
     started = time.monotonic()
     rounds: list[dict[str, Any]] = []
     try:
-        total = counts(tmp, write_stack(tmp, "dry", emulator, sections("dry")))
+        total = counts(tmp, write_stack(tmp, "dry", emulator, one_of_each("dry")))
         in_process(tmp, "destroy", "dry.yaml", "--auto-approve")
         forks = Forks()
         for k in range(kills):
             name = f"c{k}"
-            stack = write_stack(tmp, name, emulator, sections(name))
+            stack = write_stack(tmp, name, emulator, one_of_each(name))
             if rng.random() < sigterm_share:
                 step = rng.randint(1, RESOURCES)
                 how = f"SIGTERM:{step}"

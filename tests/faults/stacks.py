@@ -252,6 +252,21 @@ def zs_group(name: str, service: str) -> dict[str, Any]:
     }
 
 
+def one_of_each(p: str) -> dict[str, dict[str, Any]]:
+    """The sections of a 7-resource stack, one of each kind of every platform; names start with ``p``
+    (the Model Studio suffix is its first 8 characters, the most a suffix may hold)."""
+    return {
+        "workspaces": {"w": fabric_workspace(p, 0)},
+        "endpoints": {"e": fabric_endpoint(p, 0, "w")},
+        "models": {"m": fabric_model(p, 0, "w"), "svc": zs_service(f"{p}-svc")},
+        "deployments": {
+            "fi": fabric_instance(f"{p}-fi", "w", "e", "m"),
+            "ms": ms_deployment(f"{p}-ms", p[:8]),
+            "zg": zs_group(f"{p}-zg", "svc"),
+        },
+    }
+
+
 def resources(p: str, shape: Shape) -> dict[str, dict[str, Any]]:
     """The sections of a generated stack; every name starts with ``p`` (unique per stack)."""
     sections: dict[str, dict[str, Any]] = {"workspaces": {}, "endpoints": {}, "models": {}, "deployments": {}}

@@ -52,37 +52,20 @@ from tests.faults.stacks import (
     Run,
     check_true_to_platform,
     cli,
-    fabric_endpoint,
     fabric_instance,
-    fabric_model,
-    fabric_workspace,
     in_process,
     ms_deployment,
+    one_of_each,
     read_state,
     serve,
     stop,
     write_stack,
-    zs_group,
-    zs_service,
 )
 
 SLOTS = {"state-write": 15, "response": 5, "wait": 4}
 """How many kill points of each kind, spread evenly over the times a crash-free apply reaches it."""
 POINTS = [f"{point}#{i + 1}of{n}" for point, n in SLOTS.items() for i in range(n)]
 RESOURCES = 7
-
-
-def sections(p: str) -> dict[str, dict[str, Any]]:
-    return {
-        "workspaces": {"w": fabric_workspace(p, 0)},
-        "endpoints": {"e": fabric_endpoint(p, 0, "w")},
-        "models": {"m": fabric_model(p, 0, "w"), "svc": zs_service(f"{p}-svc")},
-        "deployments": {
-            "fi": fabric_instance(f"{p}-fi", "w", "e", "m"),
-            "ms": ms_deployment(f"{p}-ms", p),
-            "zg": zs_group(f"{p}-zg", "svc"),
-        },
-    }
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +98,7 @@ def counting(tmp: Path, *args: str) -> dict[str, int]:
 def targets(served: tuple[Served, Path]) -> dict[str, str]:
     """Each slot's ``RECONCILER_CRASH_AT`` value, from a crash-free apply of the same shape."""
     emulator, tmp = served
-    stack = write_stack(tmp, "dry", emulator, sections("dry"))
+    stack = write_stack(tmp, "dry", emulator, one_of_each("dry"))
     counts = counting(tmp, "apply", stack, "--auto-approve", "--parallelism", "1")
     assert in_process(tmp, "destroy", stack, "--auto-approve").code == 0
     out = {}
@@ -132,7 +115,9 @@ def targets(served: tuple[Served, Path]) -> dict[str, str]:
 def killed(served: tuple[Served, Path], targets: dict[str, str]) -> dict[str, tuple[str, Run]]:
     """Every point's stack file and its killed apply."""
     emulator, tmp = served
-    stacks = {slot: write_stack(tmp, f"k{n}", emulator, sections(f"k{n}")) for n, slot in enumerate(POINTS)}
+    stacks = {
+        slot: write_stack(tmp, f"k{n}", emulator, one_of_each(f"k{n}")) for n, slot in enumerate(POINTS)
+    }
     forks = Forks()
 
     def kill(slot: str) -> Run:
@@ -215,7 +200,7 @@ def replaced(p: str, *, renamed: bool, doomed: bool) -> dict[str, Any]:
     if renamed:
         chat["name"] = f"{p}-chat2"
         chat["config"]["model_instance_config"]["resource"].update({"min": 2, "max": 2})
-    out = sections(p)
+    out = one_of_each(p)
     out["deployments"] = {"chat": chat}
     if doomed:  # fails its provisioning once the replacement is done: the apply rolls back
         out["deployments"]["doomed"] = ms_deployment(f"{p}-x-doomed", p) | {

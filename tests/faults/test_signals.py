@@ -31,36 +31,17 @@ from tests.faults.stacks import (
     Served,
     check_true_to_platform,
     cli,
-    fabric_endpoint,
-    fabric_instance,
-    fabric_model,
-    fabric_workspace,
-    ms_deployment,
+    one_of_each,
     read_state,
     serve,
     stop,
     write_stack,
-    zs_group,
-    zs_service,
 )
 
 LINE_TIMEOUT = 60.0  # seconds to wait for the line a signal is sent on
 SUMMARY = re.compile(
     r"Interrupted by (SIGINT|SIGTERM): (\d+) done, (\d+) not started; run apply again to continue"
 )
-
-
-def sections(p: str) -> dict[str, dict[str, object]]:
-    return {
-        "workspaces": {"w": fabric_workspace(p, 0)},
-        "endpoints": {"e": fabric_endpoint(p, 0, "w")},
-        "models": {"m": fabric_model(p, 0, "w"), "svc": zs_service(f"{p}-svc")},
-        "deployments": {
-            "fi": fabric_instance(f"{p}-fi", "w", "e", "m"),
-            "ms": ms_deployment(f"{p}-ms", p[:8]),
-            "zg": zs_group(f"{p}-zg", "svc"),
-        },
-    }
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +137,7 @@ def test_a_signal_stops_the_apply_cleanly_and_the_next_apply_goes_on(
 ) -> None:
     emulator, tmp = served
     name = f"s{sig.name.lower()[3:]}"
-    stack = write_stack(tmp, name, emulator, sections(name))
+    stack = write_stack(tmp, name, emulator, one_of_each(name))
     run = Apply(tmp, stack, "--auto-approve", "--parallelism", "1")
     run.wait_for("workspaces.w: Creating...")
     run.proc.send_signal(sig)
@@ -189,7 +170,7 @@ def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, Pat
 
 def test_a_second_sigint_exits_at_once_and_the_journal_covers_it(slow: tuple[Served, Path]) -> None:
     emulator, tmp = slow
-    stack = write_stack(tmp, "twice", emulator, sections("twice"))
+    stack = write_stack(tmp, "twice", emulator, one_of_each("twice"))
     run = Apply(tmp, stack, "--auto-approve", "--parallelism", "1")
     run.wait_for("workspaces.w: Creating...")
     run.proc.send_signal(signal.SIGINT)  # the workspace's create call is under way (1.5 s)
@@ -204,7 +185,7 @@ def test_a_second_sigint_exits_at_once_and_the_journal_covers_it(slow: tuple[Ser
 
 def test_ctrl_c_at_the_prompt_changes_nothing(served: tuple[Served, Path]) -> None:
     emulator, tmp = served
-    stack = write_stack(tmp, "prompt", emulator, sections("prompt"))
+    stack = write_stack(tmp, "prompt", emulator, one_of_each("prompt"))
     run = Apply(tmp, stack)
     run.wait_for("Do you want to perform these actions?")
     run.proc.send_signal(signal.SIGINT)
